@@ -1,0 +1,3 @@
+"""openpacs: a lightweight PACS."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,41 @@
+"""Core errors. They know no protocol: `dimse/status.py` and `web/errors.py` map them."""
+
+from __future__ import annotations
+
+
+class ArchiveError(Exception):
+    """Base of every failure the archive reports to a caller."""
+
+
+class InvalidInstance(ArchiveError):
+    """The object cannot be stored as it is: not DICOM, unreadable, or a key attribute is
+    missing or unusable. The message says which and why."""
+
+
+class InvalidAttribute(InvalidInstance):
+    """A key attribute holds an unusable value: a UID with a path in it, one that disagrees with
+    the command that carried it, and the like."""
+
+
+class MissingAttribute(InvalidAttribute):
+    """A required attribute (PatientID, a UID, the SOP class) is absent or empty."""
+
+
+class DuplicateRefused(ArchiveError):
+    """The SOP instance is stored already and the duplicate policy says refuse."""
+
+
+class StorageUnavailable(ArchiveError):
+    """The file could not be written: full disk, permissions. Retrying later may work."""
+
+
+class StorageFull(StorageUnavailable):
+    """No space left on the storage volume."""
+
+
+class IndexUnavailable(ArchiveError):
+    """The index database did not take the write. Retrying later may work."""
+
+
+class NotFound(ArchiveError):
+    """What was asked for is not in the archive."""

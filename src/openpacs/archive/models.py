@@ -1,0 +1,180 @@
+"""The index: patient, study, series and instance tables.
+
+Each level holds the attributes that C-FIND (PS3.4 C.6.1/C.6.2) and QIDO-RS (PS3.18 10.6) match
+on or return by default, so queries never open files. Conventions:
+
+- person names: the full value (`..._name`, as Unicode, component groups joined by '=') and each
+  component group on its own (`_alphabetic`, `_ideographic`, `_phonetic`) for matching;
+- DA values as 'YYYYMMDD' and TM values as 'HHMMSS.ffffff' (zero padded), so text order is time
+  order and ranges are string comparisons;
+- multi-valued attributes joined by a backslash, as DICOM encodes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names make migrations reproducible across SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+UID = String(64)
+PN = String(324)  # 64 characters per component group, three groups, separators
+LO = String(64)
+SH = String(16)
+DA = String(8)
+TM = String(16)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+    __table_args__ = (Index(None, "patient_id", "issuer_of_patient_id", unique=True),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(LO, index=True)
+    issuer_of_patient_id: Mapped[str] = mapped_column(LO, default="")
+    patient_name: Mapped[str | None] = mapped_column(PN)
+    patient_name_alphabetic: Mapped[str | None] = mapped_column(PN, index=True)
+    patient_name_ideographic: Mapped[str | None] = mapped_column(PN, index=True)
+    patient_name_phonetic: Mapped[str | None] = mapped_column(PN, index=True)
+    patient_birth_date: Mapped[str | None] = mapped_column(DA, index=True)
+    patient_birth_time: Mapped[str | None] = mapped_column(TM)
+    patient_sex: Mapped[str | None] = mapped_column(SH, index=True)
+    other_patient_ids: Mapped[str | None] = mapped_column(Text)
+    ethnic_group: Mapped[str | None] = mapped_column(SH)
+    patient_comments: Mapped[str | None] = mapped_column(Text)
+    specific_character_set: Mapped[str | None] = mapped_column(String(128))
+    number_of_studies: Mapped[int] = mapped_column(Integer, default=0)
+    number_of_series: Mapped[int] = mapped_column(Integer, default=0)
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    studies: Mapped[list[Study]] = relationship(back_populates="patient", lazy="raise")
+
+
+class Study(Base):
+    __tablename__ = "study"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_pk: Mapped[int] = mapped_column(ForeignKey("patient.pk"), index=True)
+    study_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
+    study_date: Mapped[str | None] = mapped_column(DA, index=True)
+    study_time: Mapped[str | None] = mapped_column(TM, index=True)
+    accession_number: Mapped[str | None] = mapped_column(SH, index=True)
+    issuer_of_accession_number: Mapped[str | None] = mapped_column(LO)
+    study_id: Mapped[str | None] = mapped_column(SH, index=True)
+    study_description: Mapped[str | None] = mapped_column(LO, index=True)
+    referring_physician_name: Mapped[str | None] = mapped_column(PN)
+    referring_physician_alphabetic: Mapped[str | None] = mapped_column(PN, index=True)
+    referring_physician_ideographic: Mapped[str | None] = mapped_column(PN, index=True)
+    referring_physician_phonetic: Mapped[str | None] = mapped_column(PN)
+    name_of_physicians_reading_study: Mapped[str | None] = mapped_column(Text)
+    admitting_diagnoses_description: Mapped[str | None] = mapped_column(Text)
+    patient_age: Mapped[str | None] = mapped_column(String(4))
+    patient_size: Mapped[str | None] = mapped_column(String(16))
+    patient_weight: Mapped[str | None] = mapped_column(String(16))
+    occupation: Mapped[str | None] = mapped_column(SH)
+    additional_patient_history: Mapped[str | None] = mapped_column(Text)
+    institution_name: Mapped[str | None] = mapped_column(LO, index=True)
+    timezone_offset_from_utc: Mapped[str | None] = mapped_column(SH)
+    specific_character_set: Mapped[str | None] = mapped_column(String(128))
+    # Aggregates, kept current by ingest in the same transaction as the instance row.
+    modalities_in_study: Mapped[str] = mapped_column(String(256), default="", index=True)
+    sop_classes_in_study: Mapped[str] = mapped_column(Text, default="")
+    number_of_series: Mapped[int] = mapped_column(Integer, default=0)
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, index=True
+    )
+
+    patient: Mapped[Patient] = relationship(back_populates="studies", lazy="raise")
+    series: Mapped[list[Series]] = relationship(back_populates="study", lazy="raise")
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("study.pk"), index=True)
+    series_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
+    modality: Mapped[str | None] = mapped_column(SH, index=True)
+    series_number: Mapped[int | None] = mapped_column(Integer, index=True)
+    series_description: Mapped[str | None] = mapped_column(LO, index=True)
+    series_date: Mapped[str | None] = mapped_column(DA, index=True)
+    series_time: Mapped[str | None] = mapped_column(TM)
+    body_part_examined: Mapped[str | None] = mapped_column(SH, index=True)
+    laterality: Mapped[str | None] = mapped_column(String(2))
+    protocol_name: Mapped[str | None] = mapped_column(LO)
+    manufacturer: Mapped[str | None] = mapped_column(LO)
+    manufacturer_model_name: Mapped[str | None] = mapped_column(LO)
+    station_name: Mapped[str | None] = mapped_column(SH, index=True)
+    institution_name: Mapped[str | None] = mapped_column(LO)
+    institutional_department_name: Mapped[str | None] = mapped_column(LO)
+    operators_name: Mapped[str | None] = mapped_column(Text)
+    performing_physician_name: Mapped[str | None] = mapped_column(Text)
+    performed_procedure_step_start_date: Mapped[str | None] = mapped_column(DA, index=True)
+    performed_procedure_step_start_time: Mapped[str | None] = mapped_column(TM)
+    performed_procedure_step_id: Mapped[str | None] = mapped_column(SH)
+    # From RequestAttributesSequence: the keys MWL/MPPS reconciliation and QIDO match on.
+    scheduled_procedure_step_id: Mapped[str | None] = mapped_column(SH, index=True)
+    requested_procedure_id: Mapped[str | None] = mapped_column(SH, index=True)
+    frame_of_reference_uid: Mapped[str | None] = mapped_column(UID)
+    source_ae: Mapped[str | None] = mapped_column(String(16))
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    study: Mapped[Study] = relationship(back_populates="series", lazy="raise")
+    instances: Mapped[list[Instance]] = relationship(back_populates="series", lazy="raise")
+
+
+class Instance(Base):
+    __tablename__ = "instance"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_pk: Mapped[int] = mapped_column(ForeignKey("series.pk"), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
+    sop_class_uid: Mapped[str] = mapped_column(UID, index=True)
+    instance_number: Mapped[int | None] = mapped_column(Integer, index=True)
+    content_date: Mapped[str | None] = mapped_column(DA, index=True)
+    content_time: Mapped[str | None] = mapped_column(TM)
+    acquisition_date_time: Mapped[str | None] = mapped_column(String(26))
+    image_type: Mapped[str | None] = mapped_column(String(128))
+    rows: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[int | None] = mapped_column(Integer)
+    bits_allocated: Mapped[int | None] = mapped_column(Integer)
+    number_of_frames: Mapped[int | None] = mapped_column(Integer)
+    photometric_interpretation: Mapped[str | None] = mapped_column(SH)
+    # Structured reports: the keys QIDO-RS offers at instance level.
+    completion_flag: Mapped[str | None] = mapped_column(SH)
+    verification_flag: Mapped[str | None] = mapped_column(SH)
+    concept_name_code: Mapped[str | None] = mapped_column(String(128))
+    # The stored object itself.
+    transfer_syntax_uid: Mapped[str] = mapped_column(UID)
+    file_path: Mapped[str] = mapped_column(String(512))
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    specific_character_set: Mapped[str | None] = mapped_column(String(128))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    calling_ae: Mapped[str | None] = mapped_column(String(16))
+    origin: Mapped[str] = mapped_column(String(16))
+
+    series: Mapped[Series] = relationship(back_populates="instances", lazy="raise")

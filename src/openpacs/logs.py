@@ -1,0 +1,128 @@
+"""Logging: one logger per service, each with its own level and its own daily file.
+
+Files are `logs/<service>/<service>-YYYYMMDD.log`, named by the day they cover (so an operator can
+find a day without knowing rotation rules), and files older than the retention are removed when a
+new day starts. Patient names never appear at INFO or above: log UIDs and IDs instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from openpacs.config import SERVICES, LoggingSettings
+
+FORMAT = "%(asctime)s %(levelname)-7s [%(name)s] %(message)s"
+ROOT = "openpacs"
+# Libraries' loggers and the service whose file their lines belong in (with a floor level:
+# pynetdicom logs every PDU at INFO).
+LIBRARIES = {"uvicorn": ("api", "INFO"), "pynetdicom": ("storescp", "WARNING")}
+
+
+def get_logger(service: str) -> logging.Logger:
+    """The logger of one service (`storescp`, `db`, ...); configured by `setup`."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+    return logging.getLogger(f"{ROOT}.{service}")
+
+
+class DailyFileHandler(logging.Handler):
+    """Writes to `<dir>/<service>-YYYYMMDD.log`, switching files at midnight (local time)."""
+
+    def __init__(self, directory: Path, service: str, retention_days: int) -> None:
+        super().__init__()
+        self.directory = directory
+        self.service = service
+        self.retention_days = retention_days
+        self._day: dt.date | None = None
+        self._stream: TextIO | None = None
+        self._lock = threading.Lock()
+
+    def path_for(self, day: dt.date) -> Path:
+        return self.directory / f"{self.service}-{day:%Y%m%d}.log"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+            day = dt.date.fromtimestamp(record.created)
+            with self._lock:
+                if day != self._day or self._stream is None:
+                    self._open(day)
+                assert self._stream is not None
+                self._stream.write(line)
+                self._stream.flush()
+        except Exception:
+            self.handleError(record)
+
+    def _open(self, day: dt.date) -> None:
+        if self._stream is not None:
+            self._stream.close()
+        # Created on first use, so a service that never logs leaves no empty folder.
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._stream = self.path_for(day).open("a", encoding="utf-8")
+        self._day = day
+        self._remove_expired(day)
+
+    def _remove_expired(self, today: dt.date) -> None:
+        oldest = today - dt.timedelta(days=self.retention_days - 1)
+        for path in self.directory.glob(f"{self.service}-*.log"):
+            stamp = path.stem.rsplit("-", 1)[-1]
+            try:
+                day = dt.datetime.strptime(stamp, "%Y%m%d").date()
+            except ValueError:
+                continue
+            if day < oldest:
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+        super().close()
+
+
+def setup(settings: LoggingSettings, *, console_stream: TextIO | None = None) -> None:
+    """Attach a daily file per service and, if enabled, the terminal; replaces earlier setup."""
+    formatter = logging.Formatter(FORMAT)
+    root = logging.getLogger(ROOT)
+    _reset(root)
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+    if settings.console:
+        console = logging.StreamHandler(console_stream or sys.stderr)
+        console.setFormatter(formatter)
+        console.setLevel(settings.console_level)
+        root.addHandler(console)
+    files: dict[str, logging.Handler] = {}
+    for service in SERVICES:
+        logger = get_logger(service)
+        _reset(logger)
+        level = settings.levels[service]
+        logger.setLevel(level)
+        daily = DailyFileHandler(settings.dir / service, service, settings.retention_days)
+        daily.setFormatter(formatter)
+        daily.setLevel(level)
+        logger.addHandler(daily)
+        files[service] = daily
+    for name, (service, floor) in LIBRARIES.items():
+        library = logging.getLogger(name)
+        _reset(library, close=False)
+        library.setLevel(
+            max(logging.getLevelName(floor), logging.getLevelName(settings.levels[service]))
+        )
+        library.propagate = False
+        library.addHandler(files[service])
+        for handler in root.handlers:
+            library.addHandler(handler)
+
+
+def _reset(logger: logging.Logger, *, close: bool = True) -> None:
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        if close:
+            handler.close()

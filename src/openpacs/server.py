@@ -1,0 +1,89 @@
+"""Composition root: build the core, start the listeners, shut down cleanly.
+
+One process serves HTTP and a Store SCP. With `storescp.workers > 1`, more receiver processes
+open the same port (SO_REUSEPORT) so ingest can use more than one core; each has its own
+connection to the index and all share the storage root.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.process
+import signal
+import threading
+from typing import Any
+
+import uvicorn
+
+from openpacs import logs
+from openpacs.archive.core import Core, open_core
+from openpacs.config import Settings
+from openpacs.dimse.ae import Listener
+from openpacs.dimse.store_scp import enable_streamed_receive, make_store_listener
+from openpacs.web.app import create_app
+
+log = logs.get_logger("storescp")
+
+
+def start_store(core: Core, *, reuse_port: bool) -> Listener:
+    enable_streamed_receive(core.storage.temp_dir)
+    listener = make_store_listener(core.settings.storescp, core.archive, reuse_port=reuse_port)
+    listener.start()
+    return listener
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; associations in flight get `shutdown_grace` seconds."""
+    logs.setup(settings.logging)
+    core = open_core(settings)
+    removed = core.storage.clean_temp(older_than=0)
+    if removed:
+        log.info("removed %d temporary files left by an earlier run", removed)
+    workers = settings.storescp.workers
+    listener = start_store(core, reuse_port=workers > 1)
+    children = [_spawn_worker(settings, n) for n in range(1, workers)]
+    app = create_app(core)
+    config = uvicorn.Config(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+        access_log=True,
+        timeout_graceful_shutdown=5,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        for child in children:
+            child.terminate()
+        listener.stop(settings.storescp.shutdown_grace)
+        for child in children:
+            child.join(settings.storescp.shutdown_grace + 5)
+        core.close()
+        logs.get_logger("api").info("openpacs stopped")
+
+
+def _spawn_worker(settings: Settings, number: int) -> multiprocessing.process.BaseProcess:
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=run_store_worker,
+        args=(settings.model_dump(mode="json"),),
+        name=f"storescp-{number}",
+        daemon=False,
+    )
+    process.start()
+    return process
+
+
+def run_store_worker(settings_data: dict[str, Any]) -> None:
+    """A receiver process: one Store SCP sharing the port, until SIGTERM."""
+    settings = Settings.model_validate(settings_data)
+    logs.setup(settings.logging)
+    core = open_core(settings, migrate=False)
+    listener = start_store(core, reuse_port=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    listener.stop(settings.storescp.shutdown_grace)
+    core.close()
