@@ -231,7 +231,6 @@ def _storescu(server: Server, files: Sequence[Path], log: IO[bytes]) -> subproce
         CALLING_AE,
         "-aec",
         server.ae_title,
-        CALLING_AE,
         LOCALHOST,
         str(server.dicom_port),
         *map(str, files),

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from openpacs import __version__, config
 
@@ -22,6 +23,13 @@ app.add_typer(config_app, name="config")
 console = Console()
 errors = Console(stderr=True)
 
+
+def fail(message: object, code: int = 1) -> typer.Exit:
+    """Print a message in red on stderr, taken literally (paths and AE titles may hold '[')."""
+    errors.print(Text(str(message), style="red"))
+    return typer.Exit(code)
+
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Configuration file (default: ./openpacs.toml)"),
@@ -32,8 +40,7 @@ def _settings(path: Path | None) -> config.Settings:
     try:
         return config.load(path)
     except config.ConfigError as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+        raise fail(exc, 2) from exc
 
 
 def _version(value: bool) -> None:
@@ -60,9 +67,9 @@ def serve(config_file: ConfigOption = None) -> None:
     try:
         run(settings)
     except OSError as exc:
-        errors.print(f"[red]cannot start: {exc}[/red]")
-        errors.print("Is another openpacs (or another program) using the same port?")
-        raise typer.Exit(1) from exc
+        raise fail(
+            f"cannot start: {exc}\nIs another openpacs (or another program) using the same port?"
+        ) from exc
 
 
 @app.command("import")
@@ -91,7 +98,7 @@ def import_(
     if report.rejected:
         rejected = Table("file", "reason", title="rejected")
         for name, reason in report.rejected.items():
-            rejected.add_row(name, reason)
+            rejected.add_row(Text(name), Text(reason))
         console.print(rejected)
         raise typer.Exit(1)
 
@@ -122,7 +129,7 @@ def reindex(
     core.close()
     console.print(f"indexed {report.indexed} files; skipped {len(report.skipped)}")
     for name, reason in report.skipped.items():
-        console.print(f"  skipped {name}: {reason}")
+        console.print(Text(f"  skipped {name}: {reason}"))
 
 
 @app.command()
@@ -139,12 +146,12 @@ def echo(
         target = Peer.parse(peer)
         result = send_echo(target, calling_ae=calling_ae, timeout=timeout)
     except (ValueError, AssociationFailed) as exc:
-        errors.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+        raise fail(exc) from exc
+    except OSError as exc:  # e.g. a host name that does not resolve
+        raise fail(f"cannot reach {peer}: {exc}") from exc
     if result.status != 0:
-        errors.print(f"[red]C-ECHO answered status 0x{result.status:04X}[/red]")
-        raise typer.Exit(1)
-    console.print(f"C-ECHO {peer}: success in {result.seconds * 1000:.1f} ms")
+        raise fail(f"C-ECHO answered status 0x{result.status:04X}")
+    console.print(Text(f"C-ECHO {peer}: success in {result.seconds * 1000:.1f} ms"))
 
 
 @config_app.command("show")
@@ -152,20 +159,15 @@ def config_show(config_file: ConfigOption = None) -> None:
     """Print the effective configuration (file, environment and defaults merged)."""
     settings = _settings(config_file)
     source = config.config_path(config_file)
-    console.print(
-        f"# from {source or 'defaults (no openpacs.toml found)'} and OPENPACS_* variables"
-    )
-    console.print(config.render_toml(settings, documented=False), markup=False, highlight=False)
+    # Plain stdout, not rich: its wrapping at the terminal width would break the TOML.
+    typer.echo(f"# from {source or 'defaults (no openpacs.toml found)'} and OPENPACS_* variables")
+    typer.echo(config.render_toml(settings, documented=False), nl=False)
 
 
 @config_app.command("default")
 def config_default() -> None:
     """Print a documented openpacs.toml with every key at its default."""
-    console.print(
-        config.render_toml(config.Settings.model_construct()),
-        markup=False,
-        highlight=False,
-    )
+    typer.echo(config.render_toml(config.Settings.model_construct()), nl=False)
 
 
 def _progress() -> Progress:

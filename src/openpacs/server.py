@@ -51,8 +51,14 @@ def serve(settings: Settings) -> None:
         access_log=True,
         timeout_graceful_shutdown=5,
     )
+    # uvicorn re-raises the stop signal once it has shut down; as KeyboardInterrupt (for SIGTERM
+    # too, instead of the default handler that would kill the process before the cleanup below)
+    # it ends run(), the listeners are stopped gracefully, and serve() returns normally.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass
     finally:
         for child in children:
             child.terminate()
@@ -61,6 +67,10 @@ def serve(settings: Settings) -> None:
             child.join(settings.storescp.shutdown_grace + 5)
         core.close()
         logs.get_logger("api").info("openpacs stopped")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _spawn_worker(settings: Settings, number: int) -> multiprocessing.process.BaseProcess:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,22 @@ def test_large_multiframe_reads_back_with_every_frame(tmp_path: Path) -> None:
     assert ds.pixel_array.shape == (frames, ds.Rows, ds.Columns)
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
     assert "PixelData" not in pydicom.dcmread(path, stop_before_pixels=True)
+
+
+def test_large_multiframe_memory_does_not_grow_with_size(tmp_path: Path) -> None:
+    def peak_bytes(size: int) -> int:
+        tracemalloc.start()
+        try:
+            large_multiframe(tmp_path / f"{size}.dcm", size)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small = peak_bytes(16 * MULTIFRAME_FRAME_BYTES)
+    # Eight times the frames; holding the pixel data would need 64 MB more.
+    large = peak_bytes(128 * MULTIFRAME_FRAME_BYTES)
+
+    assert large < small + 4 * MULTIFRAME_FRAME_BYTES
 
 
 def test_large_multiframe_refuses_less_than_a_frame(tmp_path: Path) -> None:

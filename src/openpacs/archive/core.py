@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openpacs.archive import db, index
+from openpacs.archive.errors import IndexUnavailable
 from openpacs.archive.ingest import Archive
 from openpacs.archive.storage import FileSystemStorage
 from openpacs.config import Settings
@@ -22,8 +24,11 @@ class Core:
     archive: Archive
 
     def counts(self) -> index.Counts:
-        with self.sessions() as session:
-            return index.counts(session)
+        try:
+            with self.sessions() as session:
+                return index.counts(session)
+        except SQLAlchemyError as exc:
+            raise IndexUnavailable(f"index database unreachable: {_reason(exc)}") from exc
 
     def check(self) -> dict[str, str]:
         """Reachability of index and storage: 'ok' or the reason each is not."""
@@ -32,7 +37,7 @@ class Core:
             db.ping(self.engine)
             state["index"] = "ok"
         except Exception as exc:
-            state["index"] = f"unreachable: {exc}"
+            state["index"] = f"unreachable: {_reason(exc)}"
         try:
             self.storage.check()
             state["storage"] = "ok"
@@ -42,6 +47,12 @@ class Core:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _reason(exc: Exception) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and URL."""
+    original = getattr(exc, "orig", None)
+    return str(original if original is not None else exc).strip().splitlines()[0]
 
 
 def open_core(settings: Settings, *, migrate: bool = True) -> Core:

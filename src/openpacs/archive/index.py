@@ -7,12 +7,13 @@ stored file and its rows appear together or not at all.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydicom import Dataset
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -193,23 +194,37 @@ def _row(getters: dict[str, Getter], ds: Dataset, table: type[Base]) -> dict[str
     return row
 
 
-@dataclass(frozen=True)
 class IndexValues:
-    """The column values of each level, read from a header before its file moves anywhere."""
+    """The column values of each level, read from a header on first use.
 
-    patient: dict[str, Any]
-    study: dict[str, Any]
-    series: dict[str, Any]
-    instance: dict[str, Any]
+    Most objects join a series the index knows already, so only their instance row is needed;
+    the other levels are read only for the first object of a series. The header's values are in
+    memory (only elements over the defer size stay on disk, and no indexed one is that large),
+    so reading late is safe after the file has moved.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self._ds = ds
+
+    @functools.cached_property
+    def patient(self) -> dict[str, Any]:
+        return _row(PATIENT, self._ds, Patient)
+
+    @functools.cached_property
+    def study(self) -> dict[str, Any]:
+        return _row(STUDY, self._ds, Study)
+
+    @functools.cached_property
+    def series(self) -> dict[str, Any]:
+        return _row(SERIES, self._ds, Series)
+
+    @functools.cached_property
+    def instance(self) -> dict[str, Any]:
+        return _row(INSTANCE, self._ds, Instance)
 
 
 def extract(ds: Dataset) -> IndexValues:
-    return IndexValues(
-        patient=_row(PATIENT, ds, Patient),
-        study=_row(STUDY, ds, Study),
-        series=_row(SERIES, ds, Series),
-        instance=_row(INSTANCE, ds, Instance),
-    )
+    return IndexValues(ds)
 
 
 @dataclass(frozen=True)
@@ -231,20 +246,116 @@ class FileInfo:
     transfer_syntax_uid: str
 
 
-def _insert(session: Session, table: type[Base], values: dict[str, Any], keys: list[str]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; True when this call created the row."""
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+# Statements are built once: SQLAlchemy caches their compiled form, and building a statement per
+# object (`.values(**row)`) costs more than running it.
+_INSTANCE_PATH = select(Instance.file_path).where(Instance.sop_instance_uid == bindparam("uid"))
+_SERIES_BY_UID = select(Series.pk, Series.study_pk, Series.modality).where(
+    Series.series_instance_uid == bindparam("uid")
+)
+_STUDY_FOR_UPDATE = (
+    select(Study.pk, Study.patient_pk, Study.modalities_in_study, Study.sop_classes_in_study)
+    .where(Study.pk == bindparam("pk"))
+    .with_for_update()
+)
+_INSERT_INSTANCE = insert(_table(Instance))
+_BUMP_SERIES = (
+    update(_table(Series))
+    .where(Series.pk == bindparam("row"))
+    .values(number_of_instances=Series.number_of_instances + 1, updated_at=bindparam("now"))
+)
+_BUMP_STUDY = (
+    update(_table(Study))
+    .where(Study.pk == bindparam("row"))
+    .values(
+        number_of_instances=Study.number_of_instances + 1,
+        number_of_series=Study.number_of_series + bindparam("new_series"),
+        size_bytes=Study.size_bytes + bindparam("size"),
+        modalities_in_study=bindparam("modalities"),
+        sop_classes_in_study=bindparam("sop_classes"),
+        updated_at=bindparam("now"),
+    )
+)
+_BUMP_PATIENT = (
+    update(_table(Patient))
+    .where(Patient.pk == bindparam("row"))
+    .values(
+        number_of_studies=Patient.number_of_studies + bindparam("new_study"),
+        number_of_series=Patient.number_of_series + bindparam("new_series"),
+        number_of_instances=Patient.number_of_instances + 1,
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def _insert_or_get(
+    session: Session, table: type[Base], values: dict[str, Any], where: dict[str, Any]
+) -> tuple[int, bool]:
+    """The row's primary key, inserting it unless it exists; True when this call created it."""
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    pk = table.__table__.c.pk
-    stmt = builder(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    columns = table.__table__.c
+    stmt = (
+        builder(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(where))
+        .returning(columns.pk)
+    )
     # RETURNING gives a row only when one was inserted; rowcount is not reliable across drivers.
-    return session.execute(stmt.returning(pk)).first() is not None
+    created = session.execute(stmt).scalar()
+    if created is not None:
+        return int(created), True
+    conditions = [columns[name] == value for name, value in where.items()]
+    return int(session.execute(select(columns.pk).where(*conditions)).scalar_one()), False
+
+
+def stored_path(session: Session, sop_instance_uid: str) -> str | None:
+    """Where an instance is stored, if it is: the duplicate check on every store."""
+    found = session.connection().execute(_INSTANCE_PATH, {"uid": sop_instance_uid}).scalar()
+    return None if found is None else str(found)
 
 
 def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
     return session.scalars(
         select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
     ).one_or_none()
+
+
+def _new_series(
+    session: Session, values: IndexValues, keys: InstanceKeys, calling_ae: str | None
+) -> tuple[int, int, bool]:
+    """Create the series (and patient and study as needed): (series pk, study pk, new study)."""
+    patient_values = {"patient_id": keys.patient_id, **values.patient}
+    patient_pk, _ = _insert_or_get(
+        session,
+        Patient,
+        patient_values,
+        {
+            "patient_id": keys.patient_id,
+            "issuer_of_patient_id": patient_values["issuer_of_patient_id"],
+        },
+    )
+    study_values = {
+        "study_instance_uid": keys.study_instance_uid,
+        "patient_pk": patient_pk,
+        **values.study,
+    }
+    study_pk, new_study = _insert_or_get(
+        session, Study, study_values, {"study_instance_uid": keys.study_instance_uid}
+    )
+    series_values = {
+        "series_instance_uid": keys.series_instance_uid,
+        "study_pk": study_pk,
+        "source_ae": calling_ae,
+        **values.series,
+    }
+    series_pk, _ = _insert_or_get(
+        session, Series, series_values, {"series_instance_uid": keys.series_instance_uid}
+    )
+    return series_pk, study_pk, new_study
 
 
 def record_instance(
@@ -255,83 +366,75 @@ def record_instance(
     *,
     origin: str,
     calling_ae: str | None,
-) -> Instance:
+) -> None:
     """Insert an instance and whatever patient/study/series it needs; update every aggregate."""
     now = dt.datetime.now(dt.UTC)
-    patient_values = {"patient_id": keys.patient_id, **values.patient}
-    _insert(session, Patient, patient_values, ["patient_id", "issuer_of_patient_id"])
-    patient_pk = session.scalars(
-        select(Patient.pk).where(
-            Patient.patient_id == keys.patient_id,
-            Patient.issuer_of_patient_id == patient_values["issuer_of_patient_id"],
-        )
-    ).one()
-
-    study_values = {
-        "study_instance_uid": keys.study_instance_uid,
-        "patient_pk": patient_pk,
-        **values.study,
-    }
-    new_study = _insert(session, Study, study_values, ["study_instance_uid"])
-    # Lock the study row: aggregates below are read-modify-write (no-op lock on SQLite, where the
+    # Core statements on the session's connection: the ORM's bookkeeping (identity map,
+    # synchronising updated objects) costs more than the statements and nothing here needs it.
+    conn = session.connection()
+    known = conn.execute(_SERIES_BY_UID, {"uid": keys.series_instance_uid}).first()
+    new_study = new_series = False
+    if known is not None:
+        series_pk, study_pk, modality = known
+    else:
+        series_pk, study_pk, new_study = _new_series(session, values, keys, calling_ae)
+        new_series = True
+        modality = values.series.get("modality")
+    # Lock the study row: its aggregates are read-modify-write (no-op lock on SQLite, where the
     # write transaction already holds the database lock).
-    study = session.scalars(
-        select(Study).where(Study.study_instance_uid == keys.study_instance_uid).with_for_update()
-    ).one()
-    if study.patient_pk != patient_pk:
+    study = conn.execute(_STUDY_FOR_UPDATE, {"pk": study_pk}).one()
+    if new_series and study.patient_pk is not None:
+        _warn_if_moved(session, study.patient_pk, keys)
+    conn.execute(
+        _INSERT_INSTANCE,
+        {
+            **values.instance,
+            "series_pk": series_pk,
+            "sop_instance_uid": keys.sop_instance_uid,
+            "sop_class_uid": keys.sop_class_uid,
+            "transfer_syntax_uid": file.transfer_syntax_uid,
+            "file_path": file.relpath,
+            "file_size": file.size,
+            "received_at": now,
+            "calling_ae": calling_ae,
+            "origin": origin,
+        },
+    )
+    conn.execute(_BUMP_SERIES, {"row": series_pk, "now": now})
+    conn.execute(
+        _BUMP_STUDY,
+        {
+            "row": study_pk,
+            "new_series": int(new_series),
+            "size": file.size,
+            "modalities": _add_value(study.modalities_in_study, modality),
+            "sop_classes": _add_value(study.sop_classes_in_study, keys.sop_class_uid),
+            "now": now,
+        },
+    )
+    conn.execute(
+        _BUMP_PATIENT,
+        {
+            "row": study.patient_pk,
+            "new_study": int(new_study),
+            "new_series": int(new_series),
+            "now": now,
+        },
+    )
+
+
+def _warn_if_moved(session: Session, study_patient_pk: int, keys: InstanceKeys) -> None:
+    patient_id = session.execute(
+        select(Patient.patient_id).where(Patient.pk == study_patient_pk)
+    ).scalar_one()
+    if patient_id != keys.patient_id:
         log.warning(
-            "study %s belongs to another patient record than the one in instance %s; "
+            "instance %s names patient ID %s but its study %s is filed under another; "
             "kept under the study's patient",
-            keys.study_instance_uid,
             keys.sop_instance_uid,
+            keys.patient_id,
+            keys.study_instance_uid,
         )
-
-    series_values = {
-        "series_instance_uid": keys.series_instance_uid,
-        "study_pk": study.pk,
-        "source_ae": calling_ae,
-        **values.series,
-    }
-    new_series = _insert(session, Series, series_values, ["series_instance_uid"])
-    series = session.scalars(
-        select(Series).where(Series.series_instance_uid == keys.series_instance_uid)
-    ).one()
-
-    instance = Instance(
-        series_pk=series.pk,
-        sop_instance_uid=keys.sop_instance_uid,
-        sop_class_uid=keys.sop_class_uid,
-        transfer_syntax_uid=file.transfer_syntax_uid,
-        file_path=file.relpath,
-        file_size=file.size,
-        received_at=now,
-        calling_ae=calling_ae,
-        origin=origin,
-        **values.instance,
-    )
-    session.add(instance)
-    session.flush()
-
-    series.number_of_instances += 1
-    series.updated_at = now
-    study.number_of_instances += 1
-    study.number_of_series += int(new_series)
-    study.size_bytes += file.size
-    study.modalities_in_study = _add_value(study.modalities_in_study, series.modality)
-    study.sop_classes_in_study = _add_value(study.sop_classes_in_study, keys.sop_class_uid)
-    study.updated_at = now
-    session.execute(
-        update(Patient)
-        .where(Patient.pk == study.patient_pk)
-        .values(
-            number_of_studies=Patient.number_of_studies + int(new_study),
-            number_of_series=Patient.number_of_series + int(new_series),
-            number_of_instances=Patient.number_of_instances + 1,
-            updated_at=now,
-        )
-    )
-    session.flush()
-    return instance
 
 
 def _add_value(joined: str, value: str | None) -> str:

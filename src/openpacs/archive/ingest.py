@@ -29,6 +29,7 @@ from openpacs.archive.errors import (
     InvalidInstance,
     MissingAttribute,
 )
+from openpacs.archive.models import Instance
 from openpacs.archive.storage import FileSystemStorage
 from openpacs.config import DuplicatePolicy
 from openpacs.dicom import values as dv
@@ -205,74 +206,66 @@ class Archive:
         return result
 
     def _place_and_index(self, path: Path, header: Header, incoming: Incoming) -> StoreResult:
+        """Duplicate check, placing the file and its rows: one transaction, one writer turn."""
         keys = header.keys
-        with self._writing():
-            existing = self._existing(keys.sop_instance_uid)
-            if existing is not None:
-                if self.duplicates is DuplicatePolicy.keep:
-                    return StoreResult(Outcome.duplicate, keys, existing, header.notes)
-                if self.duplicates is DuplicatePolicy.refuse:
+        placed: str | None = None
+        existing: Instance | None = None
+        try:
+            with self._writing(), write_session(self.sessions) as session:
+                stored = index.stored_path(session, keys.sop_instance_uid)
+                if stored is not None and self.duplicates is DuplicatePolicy.keep:
+                    return StoreResult(Outcome.duplicate, keys, stored, header.notes)
+                if stored is not None:
+                    existing = index.find_instance(session, keys.sop_instance_uid)
+                if existing is not None and self.duplicates is DuplicatePolicy.refuse:
                     raise DuplicateRefused(
                         f"SOP instance {keys.sop_instance_uid} is stored already"
                     )
-            relpath, size = self.storage.place(path, keys)
-            file = index.FileInfo(relpath, size, header.transfer_syntax_uid)
-            try:
-                self._index(header, file, incoming, replace=existing is not None)
-            except _Raced:
-                # Another receiver indexed the same instance between our check and our insert.
-                if self.duplicates is DuplicatePolicy.refuse:
-                    raise
-                return StoreResult(Outcome.duplicate, keys, relpath, header.notes)
-            except BaseException:
-                if existing is None or existing != relpath:
-                    self._discard(relpath, keys.sop_instance_uid)
-                raise
-        if existing is not None and existing != relpath:
-            self.storage.delete(existing)
-        outcome = Outcome.overwritten if existing is not None else Outcome.stored
-        return StoreResult(outcome, keys, relpath, header.notes)
-
-    def _writing(self) -> threading.Lock | _NoLock:
-        return self._write_lock or _NoLock()
-
-    def _existing(self, sop_instance_uid: str) -> str | None:
-        with self.sessions() as session:
-            found = index.find_instance(session, sop_instance_uid)
-            return found.file_path if found else None
-
-    def _index(
-        self, header: Header, file: index.FileInfo, incoming: Incoming, *, replace: bool
-    ) -> None:
-        try:
-            with write_session(self.sessions) as session:
-                if replace:
-                    old = index.find_instance(session, header.keys.sop_instance_uid)
-                    if old is not None:
-                        index.remove_instance(session, old)
+                placed, size = self.storage.place(path, keys)
+                if existing is not None:
+                    index.remove_instance(session, existing)
                 index.record_instance(
                     session,
                     header.values,
-                    header.keys,
-                    file,
+                    keys,
+                    index.FileInfo(placed, size, header.transfer_syntax_uid),
                     origin=incoming.origin.value,
                     calling_ae=incoming.calling_ae,
                 )
         except IntegrityError as exc:
-            raise _Raced(header.keys.sop_instance_uid) from exc
-        except OperationalError as exc:
-            raise IndexUnavailable(f"index database did not take the write: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise IndexUnavailable(f"index write failed: {exc}") from exc
+            # Another receiver indexed the same instance between our check and our insert; the
+            # file it placed is at the same path, so ours (same object) stays.
+            if self.duplicates is DuplicatePolicy.refuse:
+                raise DuplicateRefused(
+                    f"SOP instance {keys.sop_instance_uid} is stored already"
+                ) from exc
+            return StoreResult(Outcome.duplicate, keys, placed or "", header.notes)
+        except (OperationalError, SQLAlchemyError) as exc:
+            self._discard(placed, existing, keys.sop_instance_uid)
+            raise IndexUnavailable(f"index database did not take the write: {exc}") from exc
+        except BaseException:
+            self._discard(placed, existing, keys.sop_instance_uid)
+            raise
+        if existing is not None and existing.file_path != placed:
+            self.storage.delete(existing.file_path)
+        outcome = Outcome.overwritten if existing is not None else Outcome.stored
+        return StoreResult(outcome, keys, placed, header.notes)
 
-    def _discard(self, relpath: str, sop_instance_uid: str) -> None:
-        """Remove a placed file whose index write failed, unless a row points at it after all."""
+    def _writing(self) -> threading.Lock | _NoLock:
+        return self._write_lock or _NoLock()
+
+    def _discard(self, placed: str | None, existing: Instance | None, sop_uid: str) -> None:
+        """Remove a file placed for a write that failed, unless an index row points at it."""
+        if placed is None or (existing is not None and existing.file_path == placed):
+            return
         try:
-            if self._existing(sop_instance_uid) == relpath:
-                return
+            with self.sessions() as session:
+                found = index.find_instance(session, sop_uid)
+                if found is not None and found.file_path == placed:
+                    return
         except SQLAlchemyError:
             pass
-        self.storage.delete(relpath)
+        self.storage.delete(placed)
 
     def _notify(self, result: StoreResult) -> None:
         for listener in self._listeners:
@@ -280,10 +273,6 @@ class Archive:
                 listener(result)
             except Exception:
                 log.exception("store listener %r failed", listener)
-
-
-class _Raced(DuplicateRefused):
-    """The same SOP instance was indexed concurrently; the other copy stands."""
 
 
 class _NoLock:

@@ -141,17 +141,29 @@ class Listener:
         return int(self.server.server_address[1])
 
     def stop(self, grace: float) -> None:
-        """Stop accepting, let associations in flight finish for `grace` seconds, abort the rest."""
+        """Stop accepting, let associations in flight finish for `grace` seconds, abort the rest.
+
+        Only established associations earn the wait: a connection that never sent an
+        A-ASSOCIATE-RQ (a port scan, a load balancer's TCP probe) is dropped at once.
+        """
         if self.server is None:
             return
         server, self.server = self.server, None
         server.shutdown()
         deadline = time.monotonic() + grace
-        while server.active_associations and time.monotonic() < deadline:
+        while time.monotonic() < deadline and any(
+            assoc.is_established for assoc in server.active_associations
+        ):
             time.sleep(0.05)
         for assoc in server.active_associations:
-            self.log.warning("aborting association with %s at shutdown", assoc.requestor.ae_title)
-            assoc.abort()
+            if assoc.is_established:
+                self.log.warning(
+                    "aborting association with %s at shutdown", assoc.requestor.ae_title
+                )
+                assoc.abort()
+            elif assoc.dul.socket is not None:
+                # No association yet (A-ABORT is not valid before one): just hang up.
+                assoc.dul.socket.close()
         self.log.info("stopped")
 
 

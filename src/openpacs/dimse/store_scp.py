@@ -73,6 +73,22 @@ def make_store_handler(archive: Archive) -> Any:
     return handle_store
 
 
+def discard_partial_receive(event: Any) -> None:
+    """Remove the temp file of a C-STORE cut off mid-dataset (abort or dropped connection).
+
+    pynetdicom leaves it behind; start-up cleaning would catch it, but a busy server may run
+    for months, so it goes now.
+    """
+    message = getattr(event.assoc.dimse, "message", None)
+    stream = getattr(message, "_data_set_file", None)
+    path = getattr(message, "_data_set_path", None)
+    if stream is not None:
+        stream.close()
+    if isinstance(path, Path):
+        path.unlink(missing_ok=True)
+        log.warning("discarded a partly received object from %s", event.assoc.requestor.ae_title)
+
+
 def make_store_listener(
     settings: StoreScpSettings, archive: Archive, *, reuse_port: bool = False
 ) -> Listener:
@@ -80,6 +96,8 @@ def make_store_listener(
     handlers = [
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, make_store_handler(archive)),
+        (evt.EVT_ABORTED, discard_partial_receive),
+        (evt.EVT_CONN_CLOSE, discard_partial_receive),
         *association_handlers("storescp"),
     ]
     return Listener(ae, settings.host, settings.port, handlers, "storescp", reuse_port=reuse_port)

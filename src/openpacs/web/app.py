@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from openpacs import __version__
 from openpacs.archive.core import Core
+from openpacs.web import errors
 
 
 class Counts(BaseModel):
@@ -43,6 +44,7 @@ def create_app(core: Core) -> FastAPI:
         description="A lightweight PACS: DICOM archive, DICOMweb and REST API.",
     )
     app.state.core = core
+    errors.install(app)
 
     @app.get("/health", tags=["system"])
     def health() -> JSONResponse:

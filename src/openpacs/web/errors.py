@@ -1,0 +1,36 @@
+"""The one table from core errors to HTTP answers; every route gets it through one handler."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from openpacs.archive import errors
+from openpacs.logs import get_logger
+
+log = get_logger("api")
+
+# Most specific first: the first matching class wins.
+HTTP_STATUS: tuple[tuple[type[errors.ArchiveError], int], ...] = (
+    (errors.NotFound, 404),
+    (errors.DuplicateRefused, 409),
+    (errors.InvalidInstance, 400),
+    (errors.StorageFull, 507),
+    (errors.StorageUnavailable, 503),
+    (errors.IndexUnavailable, 503),
+)
+
+
+def status_for(exc: errors.ArchiveError) -> int:
+    for kind, code in HTTP_STATUS:
+        if isinstance(exc, kind):
+            return code
+    return 500
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.ArchiveError)
+    async def archive_error(request: Request, exc: errors.ArchiveError) -> JSONResponse:
+        code = status_for(exc)
+        log.warning("%s %s -> %d: %s", request.method, request.url.path, code, exc)
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=code)

@@ -1,0 +1,75 @@
+"""An association cut off in the middle of a C-STORE leaves no index row and no file."""
+
+from __future__ import annotations
+
+import socket
+import time
+from io import BytesIO
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.dimse_messages import C_STORE_RQ
+from pynetdicom.dimse_primitives import C_STORE
+
+from openpacs.archive.core import Core
+from openpacs.dimse.ae import Listener
+from tests.generators import ct_series
+
+
+def _encoded(path: Path) -> tuple[str, str, bytes]:
+    ds = dcmread(path)
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    write_dataset(buffer, ds)
+    return str(ds.SOPClassUID), str(ds.SOPInstanceUID), buffer.getvalue()
+
+
+def test_truncated_c_store_leaves_nothing(store_scp: Listener, core: Core, tmp_path: Path) -> None:
+    (path,) = ct_series(tmp_path / "ct", 1)
+    sop_class, sop_instance, data = _encoded(path)
+    ae = AE(ae_title="TRUNCATE")
+    ae.add_requested_context(sop_class, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", store_scp.port, ae_title="STORESCP")
+    assert assoc.is_established
+    request = C_STORE()
+    request.MessageID = 1
+    request.AffectedSOPClassUID = sop_class
+    request.AffectedSOPInstanceUID = sop_instance
+    request.Priority = 2
+    request.DataSet = BytesIO(data)
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)
+    context_id = assoc.accepted_contexts[0].context_id
+    assert context_id is not None
+    fragments = list(message.encode_msg(context_id, 16384))
+    assert len(fragments) > 4
+    for fragment in fragments[: len(fragments) // 2]:  # half the dataset, then cut
+        assoc.dul.send_pdu(fragment)
+    time.sleep(0.3)
+    assoc.abort()
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and list(core.storage.temp_dir.iterdir()):
+        time.sleep(0.05)
+    assert core.counts().instances == 0
+    assert list(core.storage.walk()) == []
+    assert list(core.storage.temp_dir.iterdir()) == []
+
+
+def test_stop_does_not_wait_for_a_connection_that_never_associated(
+    store_scp: Listener,
+) -> None:
+    # A TCP probe (port scanner, load balancer) opens the port and says nothing.
+    probe = socket.create_connection(("127.0.0.1", store_scp.port))
+    try:
+        time.sleep(0.2)
+        started = time.monotonic()
+        store_scp.stop(grace=10)
+        assert time.monotonic() - started < 3
+    finally:
+        probe.close()
