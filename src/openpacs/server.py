@@ -40,8 +40,8 @@ def serve(settings: Settings) -> None:
     if removed:
         log.info("removed %d temporary files left by an earlier run", removed)
     workers = settings.storescp.workers
+    children = _start_workers(settings, workers - 1)
     listener = start_store(core, reuse_port=workers > 1)
-    children = [_spawn_worker(settings, n) for n in range(1, workers)]
     app = create_app(core)
     config = uvicorn.Config(
         app,
@@ -73,24 +73,38 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _spawn_worker(settings: Settings, number: int) -> multiprocessing.process.BaseProcess:
+WORKER_START_TIMEOUT = 60
+
+
+def _start_workers(settings: Settings, count: int) -> list[multiprocessing.process.BaseProcess]:
+    """Start receiver processes and wait until each listens, so that when the server says it
+    is ready (/health), every receiver takes associations."""
     context = multiprocessing.get_context("spawn")
-    process = context.Process(
-        target=run_store_worker,
-        args=(settings.model_dump(mode="json"),),
-        name=f"storescp-{number}",
-        daemon=False,
-    )
-    process.start()
-    return process
+    data = settings.model_dump(mode="json")
+    started = []
+    for number in range(1, count + 1):
+        ready = context.Event()
+        process = context.Process(
+            target=run_store_worker, args=(data, ready), name=f"storescp-{number}", daemon=False
+        )
+        process.start()
+        started.append((process, ready))
+    for process, ready in started:
+        if not ready.wait(WORKER_START_TIMEOUT):
+            for other, _ in started:
+                other.terminate()
+            raise RuntimeError(f"receiver process {process.name} did not start; see the logs")
+    return [process for process, _ in started]
 
 
-def run_store_worker(settings_data: dict[str, Any]) -> None:
+def run_store_worker(settings_data: dict[str, Any], ready: Any = None) -> None:
     """A receiver process: one Store SCP sharing the port, until SIGTERM."""
     settings = Settings.model_validate(settings_data)
     logs.setup(settings.logging)
     core = open_core(settings, migrate=False)
     listener = start_store(core, reuse_port=True)
+    if ready is not None:
+        ready.set()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -46,6 +46,7 @@ class Core:
         return state
 
     def close(self) -> None:
+        self.archive.close()
         self.engine.dispose()
 
 
@@ -69,6 +70,6 @@ def open_core(settings: Settings, *, migrate: bool = True) -> Core:
         sessions,
         duplicates=settings.storage.duplicates,
         repair_charset=settings.storage.add_missing_charset,
-        serialize_writes=db.is_sqlite(engine),
+        write_lock=db.write_lock(engine),
     )
     return Core(settings, engine, sessions, storage, archive)

@@ -8,9 +8,11 @@ threads or two receiver processes) queue for the lock instead of failing on upgr
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
@@ -64,6 +66,63 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+class WriteLock:
+    """Turns for SQLite writers: threads of this process, and other receiver processes.
+
+    SQLite allows one writer; a second one waits in SQLite's busy handler, which sleeps in steps
+    of 1, 2, 5, 10... ms and so turns brief contention into long stalls. A kernel file lock wakes
+    the next writer the moment the lock is free. PostgreSQL needs none of this (no-op).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("ab")
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        if self._file is not None:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class NoLock:
+    """For databases that take concurrent writers themselves."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def write_lock(engine: Engine) -> WriteLock | NoLock:
+    if not is_sqlite(engine):
+        return NoLock()
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return WriteLock(None)
+    return WriteLock(Path(database + ".writelock"))
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

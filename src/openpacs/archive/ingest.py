@@ -9,7 +9,6 @@ so nothing unacknowledged is half-indexed and nothing acknowledged is missing.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openpacs.archive import index
-from openpacs.archive.db import write_session
+from openpacs.archive.db import NoLock, WriteLock, write_session
 from openpacs.archive.errors import (
     DuplicateRefused,
     IndexUnavailable,
@@ -174,15 +173,17 @@ class Archive:
         *,
         duplicates: DuplicatePolicy = DuplicatePolicy.keep,
         repair_charset: bool = True,
-        serialize_writes: bool = True,
+        write_lock: WriteLock | NoLock | None = None,
     ) -> None:
         self.storage = storage
         self.sessions = sessions
         self.duplicates = duplicates
         self.repair_charset = repair_charset
-        # SQLite has one writer; taking turns in-process avoids busy waits inside the database.
-        self._write_lock = threading.Lock() if serialize_writes else None
+        self._write_lock = write_lock or NoLock()
         self._listeners: list[Listener] = []
+
+    def close(self) -> None:
+        self._write_lock.close()
 
     def subscribe(self, listener: Listener) -> None:
         """Call `listener` after each commit; its failure never fails the store."""
@@ -211,7 +212,7 @@ class Archive:
         placed: str | None = None
         existing: Instance | None = None
         try:
-            with self._writing(), write_session(self.sessions) as session:
+            with self._write_lock, write_session(self.sessions) as session:
                 stored = index.stored_path(session, keys.sop_instance_uid)
                 if stored is not None and self.duplicates is DuplicatePolicy.keep:
                     return StoreResult(Outcome.duplicate, keys, stored, header.notes)
@@ -251,9 +252,6 @@ class Archive:
         outcome = Outcome.overwritten if existing is not None else Outcome.stored
         return StoreResult(outcome, keys, placed, header.notes)
 
-    def _writing(self) -> threading.Lock | _NoLock:
-        return self._write_lock or _NoLock()
-
     def _discard(self, placed: str | None, existing: Instance | None, sop_uid: str) -> None:
         """Remove a file placed for a write that failed, unless an index row points at it."""
         if placed is None or (existing is not None and existing.file_path == placed):
@@ -273,11 +271,3 @@ class Archive:
                 listener(result)
             except Exception:
                 log.exception("store listener %r failed", listener)
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

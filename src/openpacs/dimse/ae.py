@@ -131,7 +131,7 @@ class Listener:
             target=server.serve_forever, name=f"{self.log.name}-acceptor", daemon=True
         )
         thread.start()
-        self.ae._servers.append(cast(ThreadedAssociationServer, server))
+        self.ae._servers.append(server)
         self.server = server
         self.log.info("listening as %s on %s:%d", self.ae.ae_title, self.address[0], self.port)
 
@@ -167,14 +167,18 @@ class Listener:
         self.log.info("stopped")
 
 
-def _server_class(reuse_port: bool) -> type[AssociationServer]:
-    if not reuse_port:
-        return ThreadedAssociationServer
+class _Server(ThreadedAssociationServer):
+    # socketserver's default backlog of 5 refuses connections when a department's modalities
+    # and workstations open associations at the same moment.
+    request_queue_size = 64
 
-    class ReusePortServer(ThreadedAssociationServer):
-        def server_bind(self) -> None:
-            assert self.socket is not None
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            super().server_bind()
 
-    return ReusePortServer
+class _ReusePortServer(_Server):
+    def server_bind(self) -> None:
+        assert self.socket is not None
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
+def _server_class(reuse_port: bool) -> type[ThreadedAssociationServer]:
+    return _ReusePortServer if reuse_port else _Server
