@@ -91,11 +91,18 @@ class StoreScpSettings(Section):
         0, ge=0, description="Maximum PDU length we receive, in bytes; 0: unlimited (fastest)"
     )
     workers: int = Field(
-        1,
-        ge=1,
+        0,
+        ge=0,
         le=64,
-        description="Receiver processes sharing the port (SO_REUSEPORT); more use more cores",
+        description=(
+            "Receiver processes sharing the port (SO_REUSEPORT), so parallel associations use "
+            "every core; 0: one per CPU core"
+        ),
     )
+
+    def receiver_processes(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
     acse_timeout: float = Field(30, gt=0, description="Seconds to wait for association messages")
     dimse_timeout: float = Field(60, gt=0, description="Seconds to wait for DIMSE messages")
     network_timeout: float = Field(60, gt=0, description="Seconds of silence before dropping")

@@ -7,9 +7,12 @@ connection to the index and all share the storage root.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import multiprocessing.process
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -39,7 +42,7 @@ def serve(settings: Settings) -> None:
     removed = core.storage.clean_temp(older_than=0)
     if removed:
         log.info("removed %d temporary files left by an earlier run", removed)
-    workers = settings.storescp.workers
+    workers = settings.storescp.receiver_processes()
     children = _start_workers(settings, workers - 1)
     listener = start_store(core, reuse_port=workers > 1)
     app = create_app(core)
@@ -74,6 +77,15 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 WORKER_START_TIMEOUT = 60
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux to send us SIGTERM if the main process dies (even by SIGKILL), so a receiver
+    never outlives its server holding the port."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _start_workers(settings: Settings, count: int) -> list[multiprocessing.process.BaseProcess]:
@@ -99,6 +111,7 @@ def _start_workers(settings: Settings, count: int) -> list[multiprocessing.proce
 
 def run_store_worker(settings_data: dict[str, Any], ready: Any = None) -> None:
     """A receiver process: one Store SCP sharing the port, until SIGTERM."""
+    _stop_with_parent()
     settings = Settings.model_validate(settings_data)
     logs.setup(settings.logging)
     core = open_core(settings, migrate=False)

@@ -43,6 +43,7 @@ def _env(settings: Settings) -> dict[str, str]:
         "OPENPACS_STORESCP__PORT": str(settings.storescp.port),
         "OPENPACS_STORESCP__HOST": "127.0.0.1",
         "OPENPACS_STORESCP__SHUTDOWN_GRACE": str(settings.storescp.shutdown_grace),
+        "OPENPACS_STORESCP__WORKERS": str(settings.storescp.workers),
         "OPENPACS_HTTP__PORT": str(settings.http.port),
         "OPENPACS_HTTP__HOST": "127.0.0.1",
         "OPENPACS_DATABASE__URL": settings.database.url,
@@ -57,8 +58,14 @@ class Server:
         self.settings = settings
         self.output = cwd / f"serve-{time.monotonic_ns()}.log"
         with self.output.open("w") as output:
+            # Its own session, so a crash can take the whole process tree (receivers too).
             self.process = subprocess.Popen(
-                [str(OPENPACS), "serve"], cwd=cwd, env=_env(settings), stdout=output, stderr=output
+                [str(OPENPACS), "serve"],
+                cwd=cwd,
+                env=_env(settings),
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
             )
         self._wait_healthy()
 
@@ -138,7 +145,7 @@ def test_sigkill_mid_transfer_loses_nothing_acknowledged(
 
     def kill_at_100(count: int) -> None:
         if count == 100:
-            os.kill(server.process.pid, signal.SIGKILL)
+            os.killpg(server.process.pid, signal.SIGKILL)
 
     with _start_storescu(settings.storescp.port, series) as client:
         assert client.stdout is not None
@@ -170,3 +177,21 @@ def test_stop_finishes_or_aborts_in_flight_and_keeps_what_was_acknowledged(
     assert len(acked) >= 50
     # After a clean stop, what was acknowledged is there without any start-up repair.
     _check_archive(settings, acked)
+
+
+def test_receivers_do_not_outlive_a_killed_server(settings: Settings, tmp_path: Path) -> None:
+    multi = settings.model_copy(
+        update={"storescp": settings.storescp.model_copy(update={"workers": 2})}
+    )
+    server = Server(multi, tmp_path)
+    os.kill(server.process.pid, signal.SIGKILL)  # the main process only, as `kill -9 PID` does
+    server.process.wait(10)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(server.process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(server.process.pid, signal.SIGKILL)
+    raise AssertionError("a receiver process outlived the killed server")

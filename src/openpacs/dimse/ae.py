@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, evt
