@@ -463,6 +463,12 @@ def _row(result: SystemResult) -> list[float | None]:
     ]
 
 
+def _workers(workers: int | None) -> str:
+    if workers is None:
+        return "-"
+    return str(workers) if workers else f"auto ({os.cpu_count()})"
+
+
 def table(results: Sequence[SystemResult], parallel: int) -> str:
     headers = [
         "system",
@@ -473,9 +479,7 @@ def table(results: Sequence[SystemResult], parallel: int) -> str:
         "big s",
         "big peak RSS MB",
     ]
-    rows = [
-        [r.name, r.version, str(r.workers or "-"), *(_cell(v) for v in _row(r))] for r in results
-    ]
+    rows = [[r.name, r.version, _workers(r.workers), *(_cell(v) for v in _row(r))] for r in results]
     by_name = {r.name: _row(r) for r in results}
     if "openpacs" in by_name and "orthanc" in by_name:
         ratios = [
@@ -525,7 +529,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--systems", default=",".join(SYSTEMS), help="comma-separated, from: " + ", ".join(SYSTEMS)
     )
     parser.add_argument(
-        "--openpacs-workers", type=int, default=1, help="OPENPACS_STORESCP__WORKERS"
+        "--openpacs-workers",
+        type=int,
+        default=0,
+        help="OPENPACS_STORESCP__WORKERS (0, the default: one receiver process per core)",
     )
     parser.add_argument("--tmp", type=Path, default=None, help="parent folder for temporary data")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -585,8 +592,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     namespace = parse_args(argv)
     if shutil.which("storescu") is None:
         raise SystemExit("storescu not found: install dcmtk (apt-get install dcmtk)")
-    if min(namespace.count, namespace.parallel, namespace.repeat, namespace.openpacs_workers) < 1:
-        raise SystemExit("--count, --parallel, --repeat and --openpacs-workers must be at least 1")
+    if min(namespace.count, namespace.parallel, namespace.repeat) < 1:
+        raise SystemExit("--count, --parallel and --repeat must be at least 1")
+    if namespace.openpacs_workers < 0:
+        raise SystemExit("--openpacs-workers must be 0 (one per core) or more")
     with tempfile.TemporaryDirectory(prefix="openpacs-bench-", dir=namespace.tmp) as tmp:
         options = Options(
             count=namespace.count,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from openpacs.archive.core import Core
 from openpacs.archive.models import Instance, Patient, Series, Study
 from openpacs.dimse.ae import Listener
+from openpacs.dimse.store_scp import make_store_listener
 from tests.conftest import need, sample
 from tests.generators import ct_series
 from tests.integration.conftest import run
@@ -199,8 +200,10 @@ def test_gb18030_without_charset_over_dimse(
     assert str(stored.PatientName) == name
 
 
-def _store_statuses(output: str) -> list[str]:
-    return re.findall(r"Received Store Response \(([^)]*)\)", output)
+def _storescu_statuses(path: Path, port: int) -> list[str]:
+    """The status storescu reports for each file it sent (it names them, e.g. 'Success')."""
+    result = run(need("storescu"), "-v", "-aec", AET, "127.0.0.1", str(port), path, check=False)
+    return re.findall(r"Received Store Response \(([^)]*)\)", result.stdout + result.stderr)
 
 
 @pytest.mark.parametrize("uid", ["../../x", "/etc/x", "1." * 32 + "12"])
@@ -212,10 +215,7 @@ def test_hostile_sop_instance_uid_is_refused(
     ds.file_meta.MediaStorageSOPInstanceUID = UID(uid)
     path = tmp_path / "hostile.dcm"
     ds.save_as(path, enforce_file_format=True)
-    result = run(
-        need("storescu"), "-v", "-aec", AET, "127.0.0.1", str(store_scp.port), path, check=False
-    )
-    assert _store_statuses(result.stdout + result.stderr) == [REFUSED], result.stdout
+    assert _storescu_statuses(path, store_scp.port) == [REFUSED]
     assert core.counts().instances == 0
     assert list(core.storage.walk()) == []
     root = core.storage.root
@@ -229,10 +229,7 @@ def test_missing_attributes_are_refused_with_a_status(
     del ds.PatientID
     path = tmp_path / "no_patient_id.dcm"
     ds.save_as(path, enforce_file_format=True)
-    result = run(
-        need("storescu"), "-v", "-aec", AET, "127.0.0.1", str(store_scp.port), path, check=False
-    )
-    assert _store_statuses(result.stdout + result.stderr) == [REFUSED], result.stdout
+    assert _storescu_statuses(path, store_scp.port) == [REFUSED]
     assert core.counts().instances == 0
 
 
@@ -311,3 +308,19 @@ def test_each_syntax_alone(
     received = dcmread(core.storage.path(instance.file_path))
     assert received.file_meta.TransferSyntaxUID == syntax
     assert received.PixelData == ds.PixelData
+
+
+def test_calling_ae_allow_list(core: Core, tmp_path: Path) -> None:
+    settings = core.settings.storescp.model_copy(update={"allowed_calling_aes": ["MODALITY1"]})
+    listener = make_store_listener(settings, core.archive)
+    listener.start()
+    try:
+        port = str(listener.port)
+        echoscu = need("echoscu")
+        allowed = run(echoscu, "-aet", "MODALITY1", "-aec", AET, "127.0.0.1", port, check=False)
+        assert allowed.returncode == 0, allowed.stderr
+        refused = run(echoscu, "-aet", "INTRUDER", "-aec", AET, "127.0.0.1", port, check=False)
+        assert refused.returncode != 0
+        assert "Rejected" in refused.stdout + refused.stderr
+    finally:
+        listener.stop(grace=1)

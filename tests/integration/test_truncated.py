@@ -7,11 +7,12 @@ import time
 from io import BytesIO
 from pathlib import Path
 
-from pydicom import dcmread
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
+import pytest
+from pydicom import Dataset, dcmread
+from pydicom.filebase import DicomBytesIO, DicomFileLike
+from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian
-from pynetdicom import AE
+from pynetdicom import AE, _config
 from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
 
@@ -73,3 +74,46 @@ def test_stop_does_not_wait_for_a_connection_that_never_associated(
         assert time.monotonic() - started < 3
     finally:
         probe.close()
+
+
+def _send_raw_c_store(port: int, source: Path, data: bytes, tmp_path: Path) -> int:
+    """A complete C-STORE: `source`'s file meta, then `data` as the dataset, sent undecoded."""
+    meta = dcmread(source, stop_before_pixels=True).file_meta
+    path = tmp_path / "raw.dcm"
+    with path.open("wb") as out:
+        out.write(b"\0" * 128 + b"DICM")
+        write_file_meta_info(DicomFileLike(out), meta)
+        out.write(data)
+    ae = AE(ae_title="RAWSCU")
+    ae.add_requested_context(meta.MediaStorageSOPClassUID, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title="STORESCP")
+    assert assoc.is_established
+    try:
+        response = assoc.send_c_store(path)  # a path: pynetdicom sends the bytes as they are
+    finally:
+        assoc.release()
+    return int(response.Status)
+
+
+def test_garbage_dataset_is_refused_and_the_server_stays_up(
+    store_scp: Listener, core: Core, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Send files as they are on disk, undecoded (pynetdicom's switch, process-wide).
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    (path,) = ct_series(tmp_path / "ct", 1)
+    sop_class, sop_instance, data = _encoded(path)
+    # A sane start (the UIDs a sender needs to address the object), then noise.
+    start = Dataset()
+    start.SOPClassUID = sop_class
+    start.SOPInstanceUID = sop_instance
+    head = DicomBytesIO()
+    head.is_little_endian, head.is_implicit_VR = True, False
+    write_dataset(head, start)
+    garbage = head.getvalue() + bytes(range(256)) * 64
+    assert _send_raw_c_store(store_scp.port, path, garbage, tmp_path) in (0xA900, 0xC000)
+    assert core.counts().instances == 0
+    assert list(core.storage.walk()) == []
+    assert list(core.storage.temp_dir.iterdir()) == []
+    # The same listener still takes a good object afterwards.
+    assert _send_raw_c_store(store_scp.port, path, data, tmp_path) == 0x0000
+    assert core.counts().instances == 1

@@ -28,7 +28,7 @@ class Core:
             with self.sessions() as session:
                 return index.counts(session)
         except SQLAlchemyError as exc:
-            raise IndexUnavailable(f"index database unreachable: {_reason(exc)}") from exc
+            raise IndexUnavailable(f"index database unreachable: {db.describe(exc)}") from exc
 
     def check(self) -> dict[str, str]:
         """Reachability of index and storage: 'ok' or the reason each is not."""
@@ -37,7 +37,7 @@ class Core:
             db.ping(self.engine)
             state["index"] = "ok"
         except Exception as exc:
-            state["index"] = f"unreachable: {_reason(exc)}"
+            state["index"] = f"unreachable: {db.describe(exc)}"
         try:
             self.storage.check()
             state["storage"] = "ok"
@@ -48,12 +48,6 @@ class Core:
     def close(self) -> None:
         self.archive.close()
         self.engine.dispose()
-
-
-def _reason(exc: Exception) -> str:
-    """The driver's own message, without SQLAlchemy's statement dump and URL."""
-    original = getattr(exc, "orig", None)
-    return str(original if original is not None else exc).strip().splitlines()[0]
 
 
 def open_core(settings: Settings, *, migrate: bool = True) -> Core:

@@ -153,6 +153,13 @@ def has_schema(engine: Engine) -> bool:
     return inspect(engine).has_table("instance")
 
 
+def describe(exc: Exception) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and connection URL."""
+    original = getattr(exc, "orig", None)
+    lines = str(original if original is not None else exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def ping(engine: Engine) -> None:
     """Raises when the database cannot answer a trivial query."""
     with engine.connect() as conn:

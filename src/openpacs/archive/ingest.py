@@ -16,10 +16,10 @@ from pathlib import Path
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from openpacs.archive import index
+from openpacs.archive import db, index
 from openpacs.archive.db import NoLock, WriteLock, write_session
 from openpacs.archive.errors import (
     DuplicateRefused,
@@ -241,9 +241,11 @@ class Archive:
                     f"SOP instance {keys.sop_instance_uid} is stored already"
                 ) from exc
             return StoreResult(Outcome.duplicate, keys, placed or "", header.notes)
-        except (OperationalError, SQLAlchemyError) as exc:
+        except SQLAlchemyError as exc:
             self._discard(placed, existing, keys.sop_instance_uid)
-            raise IndexUnavailable(f"index database did not take the write: {exc}") from exc
+            raise IndexUnavailable(
+                f"index database did not take the write: {db.describe(exc)}"
+            ) from exc
         except BaseException:
             self._discard(placed, existing, keys.sop_instance_uid)
             raise
