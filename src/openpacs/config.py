@@ -103,6 +103,9 @@ class StoreScpSettings(Section):
     def receiver_processes(self) -> int:
         return self.workers or os.cpu_count() or 1
 
+    max_associations: int = Field(
+        64, ge=1, description="Associations served at once; more are rejected as transient"
+    )
     acse_timeout: float = Field(30, gt=0, description="Seconds to wait for association messages")
     dimse_timeout: float = Field(60, gt=0, description="Seconds to wait for DIMSE messages")
     network_timeout: float = Field(60, gt=0, description="Seconds of silence before dropping")

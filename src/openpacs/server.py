@@ -21,15 +21,14 @@ import uvicorn
 from openpacs import logs
 from openpacs.archive.core import Core, open_core
 from openpacs.config import Settings
-from openpacs.dimse.ae import Listener
-from openpacs.dimse.store_scp import enable_streamed_receive, make_store_listener
+from openpacs.dimse.receiver import StoreListener
+from openpacs.dimse.store_scp import make_store_listener
 from openpacs.web.app import create_app
 
 log = logs.get_logger("storescp")
 
 
-def start_store(core: Core, *, reuse_port: bool) -> Listener:
-    enable_streamed_receive(core.storage.temp_dir)
+def start_store(core: Core, *, reuse_port: bool) -> StoreListener:
     listener = make_store_listener(core.settings.storescp, core.archive, reuse_port=reuse_port)
     listener.start()
     return listener

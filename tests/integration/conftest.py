@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from openpacs.archive.core import Core
-from openpacs.dimse.ae import Listener
+from openpacs.dimse.receiver import StoreListener as Listener
 from openpacs.server import start_store
 
 # Without TCP_NODELAY every dcmtk round trip stalls on Nagle + delayed ACK (INTEROP.md).

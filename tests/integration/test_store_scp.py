@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from openpacs.archive.core import Core
 from openpacs.archive.models import Instance, Patient, Series, Study
-from openpacs.dimse.ae import Listener
+from openpacs.dimse.receiver import StoreListener as Listener
 from openpacs.dimse.store_scp import make_store_listener
 from tests.conftest import need, sample
 from tests.generators import ct_series
@@ -322,5 +323,24 @@ def test_calling_ae_allow_list(core: Core, tmp_path: Path) -> None:
         refused = run(echoscu, "-aet", "INTRUDER", "-aec", AET, "127.0.0.1", port, check=False)
         assert refused.returncode != 0
         assert "Rejected" in refused.stdout + refused.stderr
+    finally:
+        listener.stop(grace=1)
+
+
+def test_associations_past_the_limit_are_rejected_as_transient(core: Core) -> None:
+    settings = core.settings.storescp.model_copy(update={"max_associations": 1})
+    listener = make_store_listener(settings, core.archive)
+    listener.start()
+    try:
+        ae = AE(ae_title="FIRST")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        first = ae.associate("127.0.0.1", listener.port, ae_title=AET)
+        assert first.is_established
+        second = run(need("echoscu"), "-aec", AET, "127.0.0.1", str(listener.port), check=False)
+        assert second.returncode != 0
+        assert "Rejected" in second.stdout + second.stderr
+        first.release()
+        time.sleep(0.2)
+        assert run("echoscu", "-aec", AET, "127.0.0.1", str(listener.port)).returncode == 0
     finally:
         listener.stop(grace=1)

@@ -17,7 +17,7 @@ from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
 
 from openpacs.archive.core import Core
-from openpacs.dimse.ae import Listener
+from openpacs.dimse.receiver import StoreListener as Listener
 from tests.generators import ct_series
 
 

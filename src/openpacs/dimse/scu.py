@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pynetdicom import AE
 
-from openpacs.dimse.ae import VERIFICATION
+from openpacs.dimse.sop import VERIFICATION
 
 _ADDRESS = re.compile(r"(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})")
 
