@@ -370,27 +370,32 @@ def measure_big(factory: ServerFactory, big: Path, work_dir: Path) -> BigRun:
 
 
 def bench_store(
-    name: str, factory: ServerFactory, series: list[Path], options: Options
-) -> SystemResult:
-    """The single- and multi-association runs of one system."""
-    result = SystemResult(name, workers=options.openpacs_workers if name == "openpacs" else None)
-    work = options.work_dir / "runs" / name
-    # Single and parallel runs alternate so that drift in the machine affects both alike.
+    factories: dict[str, ServerFactory], series: list[Path], options: Options
+) -> list[SystemResult]:
+    """Single- and multi-association runs, the systems taking turns run by run (A B A B ...):
+    this machine's disk slows as data piles up, and whole blocks per system would hand the
+    later system a slower machine."""
+    results = {
+        name: SystemResult(name, workers=options.openpacs_workers if name == "openpacs" else None)
+        for name in options.systems
+    }
     steps = [
-        ("1 association", [series], result.single),
-        (f"{options.parallel} associations", split(series, options.parallel), result.parallel),
+        ("1 association", [series], "single"),
+        (f"{options.parallel} associations", split(series, options.parallel), "parallel"),
     ]
-    print(f"{name}:", flush=True)
     for attempt in range(1, options.repeat + 1):
-        for label, batches, runs in steps:
-            print(f"  {label}, run {attempt}/{options.repeat} ...", flush=True)
-            try:
-                runs.append(store_run(result, factory, batches, work))
-            except ServerError as error:
-                # Later runs would only repeat the failure (usually a server that does not start).
-                _fail(result, label, error)
-                return result
-    return result
+        for name, result in results.items():
+            if result.error is not None:
+                continue  # later runs would only repeat the failure
+            work = options.work_dir / "runs" / name
+            for label, batches, kind in steps:
+                print(f"{name}: {label}, run {attempt}/{options.repeat} ...", flush=True)
+                try:
+                    getattr(result, kind).append(store_run(result, factories[name], batches, work))
+                except ServerError as error:
+                    _fail(result, label, error)
+                    break
+    return list(results.values())
 
 
 def bench_big(result: SystemResult, factory: ServerFactory, big: Path, options: Options) -> None:
@@ -576,7 +581,7 @@ def factories(options: Options) -> dict[str, ServerFactory]:
 def run(options: Options) -> list[SystemResult]:
     series = generate_series(options)
     makers = factories(options)
-    results = [bench_store(name, makers[name], series, options) for name in options.systems]
+    results = bench_store(makers, series, options)
     if options.skip_big:
         return results
     # Big runs come last, after every system's timed small runs: writing a gigabyte leaves this
