@@ -95,7 +95,7 @@ class StoreScpSettings(Section):
         ge=0,
         le=64,
         description=(
-            "Receiver processes sharing the port (SO_REUSEPORT), so parallel associations use "
+            "Receiver processes sharing the listening socket, so parallel associations use "
             "every core; 0: one per CPU core"
         ),
     )

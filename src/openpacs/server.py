@@ -1,7 +1,7 @@
 """Composition root: build the core, start the listeners, shut down cleanly.
 
 One process serves HTTP and a Store SCP. With `storescp.workers > 1`, more receiver processes
-open the same port (SO_REUSEPORT) so ingest can use more than one core; each has its own
+accept on the same listening socket so ingest can use more than one core; each has its own
 connection to the index and all share the storage root.
 """
 
@@ -12,6 +12,7 @@ import ctypes.util
 import multiprocessing
 import multiprocessing.process
 import signal
+import socket
 import sys
 import threading
 from typing import Any
@@ -28,8 +29,10 @@ from openpacs.web.app import create_app
 log = logs.get_logger("storescp")
 
 
-def start_store(core: Core, *, reuse_port: bool) -> StoreListener:
-    listener = make_store_listener(core.settings.storescp, core.archive, reuse_port=reuse_port)
+def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> StoreListener:
+    listener = make_store_listener(
+        core.settings.storescp, core.archive, shared_socket=shared_socket
+    )
     listener.start()
     return listener
 
@@ -42,8 +45,13 @@ def serve(settings: Settings) -> None:
     if removed:
         log.info("removed %d temporary files left by an earlier run", removed)
     workers = settings.storescp.receiver_processes()
-    children = _start_workers(settings, workers - 1)
-    listener = start_store(core, reuse_port=workers > 1)
+    shared = None
+    if workers > 1:
+        shared = socket.create_server(
+            (settings.storescp.host, settings.storescp.port), backlog=LISTEN_BACKLOG
+        )
+    children = _start_workers(settings, workers - 1, shared)
+    listener = start_store(core, shared_socket=shared)
     app = create_app(core)
     config = uvicorn.Config(
         app,
@@ -76,6 +84,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 WORKER_START_TIMEOUT = 60
+LISTEN_BACKLOG = 64
 PR_SET_PDEATHSIG = 1
 
 
@@ -87,16 +96,21 @@ def _stop_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _start_workers(settings: Settings, count: int) -> list[multiprocessing.process.BaseProcess]:
-    """Start receiver processes and wait until each listens, so that when the server says it
-    is ready (/health), every receiver takes associations."""
+def _start_workers(
+    settings: Settings, count: int, shared: socket.socket | None
+) -> list[multiprocessing.process.BaseProcess]:
+    """Start receiver processes on the shared listening socket and wait until each accepts, so
+    that when the server says it is ready (/health), every receiver takes associations."""
     context = multiprocessing.get_context("spawn")
     data = settings.model_dump(mode="json")
     started = []
     for number in range(1, count + 1):
         ready = context.Event()
         process = context.Process(
-            target=run_store_worker, args=(data, ready), name=f"storescp-{number}", daemon=False
+            target=run_store_worker,
+            args=(data, ready, shared),
+            name=f"storescp-{number}",
+            daemon=False,
         )
         process.start()
         started.append((process, ready))
@@ -108,15 +122,16 @@ def _start_workers(settings: Settings, count: int) -> list[multiprocessing.proce
     return [process for process, _ in started]
 
 
-def run_store_worker(settings_data: dict[str, Any], ready: Any = None) -> None:
-    """A receiver process: one Store SCP sharing the port, until SIGTERM."""
+def run_store_worker(
+    settings_data: dict[str, Any], ready: Any, shared: socket.socket | None
+) -> None:
+    """A receiver process: a Store SCP accepting on the shared socket, until SIGTERM."""
     _stop_with_parent()
     settings = Settings.model_validate(settings_data)
     logs.setup(settings.logging)
     core = open_core(settings, migrate=False)
-    listener = start_store(core, reuse_port=True)
-    if ready is not None:
-        ready.set()
+    listener = start_store(core, shared_socket=shared)
+    ready.set()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -236,3 +236,26 @@ def test_reindex_rebuilds_the_same_index(core: Core, tmp_path: Path) -> None:
 
 def test_settings_fixture_is_isolated(settings: Settings, tmp_path: Path) -> None:
     assert settings.storage.root.is_relative_to(tmp_path)
+
+
+def test_one_failure_in_a_group_commit_spares_the_others(tmp_path: Path, database_url: str) -> None:
+    from openpacs.archive.ingest import _Job, inspect
+
+    settings = make_settings(tmp_path, database_url, storage={"duplicates": "refuse"})
+    core = open_core(settings)
+    try:
+        first, second, third = ct_series(tmp_path / "ct", 3, rows=16, columns=16)
+        assert store(core, first) is Outcome.stored
+        jobs = []
+        for source in (first, second, third):  # the first is a duplicate, refused
+            temp = core.storage.new_temp()
+            shutil.copyfile(source, temp)
+            incoming = Incoming(temp, Origin.import_)
+            jobs.append(_Job(temp, inspect(temp, incoming, repair_charset=True), incoming))
+        core.archive._write_batch(jobs)
+        assert isinstance(jobs[0].error, errors.DuplicateRefused)
+        assert [job.result.outcome for job in jobs[1:] if job.result] == [Outcome.stored] * 2
+        assert core.counts().instances == 3
+        assert len(list(core.storage.walk())) == 3
+    finally:
+        core.close()

@@ -25,7 +25,7 @@ def database_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 def store_scp(core: Core) -> Iterator[Listener]:
-    listener = start_store(core, reuse_port=False)
+    listener = start_store(core)
     try:
         yield listener
     finally:

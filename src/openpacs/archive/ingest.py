@@ -9,6 +9,8 @@ so nothing unacknowledged is half-indexed and nothing acknowledged is missing.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,7 +30,6 @@ from openpacs.archive.errors import (
     InvalidInstance,
     MissingAttribute,
 )
-from openpacs.archive.models import Instance
 from openpacs.archive.storage import FileSystemStorage
 from openpacs.config import DuplicatePolicy
 from openpacs.dicom import values as dv
@@ -180,6 +181,7 @@ class Archive:
         self.duplicates = duplicates
         self.repair_charset = repair_charset
         self._write_lock = write_lock or NoLock()
+        self._committer = _GroupCommitter(self._write_batch)
         self._listeners: list[Listener] = []
 
     def close(self) -> None:
@@ -207,61 +209,92 @@ class Archive:
         return result
 
     def _place_and_index(self, path: Path, header: Header, incoming: Incoming) -> StoreResult:
-        """Duplicate check, placing the file and its rows: one transaction, one writer turn."""
-        keys = header.keys
-        placed: str | None = None
-        existing: Instance | None = None
+        """Write the object through the group committer and wait for its outcome."""
+        job = _Job(path, header, incoming)
+        self._committer.run(job)
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _write_batch(self, batch: list[_Job]) -> None:
+        """One transaction, one writer turn, for every object waiting: the commit and the turn
+        cost the same for one object as for ten. Each object gets a savepoint, so one object's
+        failure does not undo the others."""
         try:
             with self._write_lock, write_session(self.sessions) as session:
-                stored = index.stored_path(session, keys.sop_instance_uid)
-                if stored is not None and self.duplicates is DuplicatePolicy.keep:
-                    return StoreResult(Outcome.duplicate, keys, stored, header.notes)
-                if stored is not None:
-                    existing = index.find_instance(session, keys.sop_instance_uid)
-                if existing is not None and self.duplicates is DuplicatePolicy.refuse:
-                    raise DuplicateRefused(
-                        f"SOP instance {keys.sop_instance_uid} is stored already"
-                    )
-                placed, size = self.storage.place(path, keys)
-                if existing is not None:
-                    index.remove_instance(session, existing)
-                index.record_instance(
-                    session,
-                    header.values,
-                    keys,
-                    index.FileInfo(placed, size, header.transfer_syntax_uid),
-                    origin=incoming.origin.value,
-                    calling_ae=incoming.calling_ae,
-                )
-        except IntegrityError as exc:
-            # Another receiver indexed the same instance between our check and our insert; the
-            # file it placed is at the same path, so ours (same object) stays.
-            if self.duplicates is DuplicatePolicy.refuse:
-                raise DuplicateRefused(
-                    f"SOP instance {keys.sop_instance_uid} is stored already"
-                ) from exc
-            return StoreResult(Outcome.duplicate, keys, placed or "", header.notes)
-        except SQLAlchemyError as exc:
-            self._discard(placed, existing, keys.sop_instance_uid)
-            raise IndexUnavailable(
-                f"index database did not take the write: {db.describe(exc)}"
-            ) from exc
-        except BaseException:
-            self._discard(placed, existing, keys.sop_instance_uid)
-            raise
-        if existing is not None and existing.file_path != placed:
-            self.storage.delete(existing.file_path)
-        outcome = Outcome.overwritten if existing is not None else Outcome.stored
-        return StoreResult(outcome, keys, placed, header.notes)
-
-    def _discard(self, placed: str | None, existing: Instance | None, sop_uid: str) -> None:
-        """Remove a file placed for a write that failed, unless an index row points at it."""
-        if placed is None or (existing is not None and existing.file_path == placed):
+                for job in batch:
+                    nested = session.begin_nested() if len(batch) > 1 else contextlib.nullcontext()
+                    try:
+                        with nested:
+                            self._write_one(session, job)
+                    except Exception as exc:
+                        if len(batch) == 1:
+                            raise
+                        self._settle(job, exc)
+        except Exception as exc:
+            for job in batch:
+                if job.result is not None and job.error is None and job.placed is not None:
+                    # Its rows went with the transaction; its outcome is now this failure.
+                    job.result = None
+                if job.result is None and job.error is None:
+                    self._settle(job, exc)
             return
+        for job in batch:
+            if job.replaced is not None and job.replaced != job.placed:
+                self.storage.delete(job.replaced)
+
+    def _write_one(self, session: Session, job: _Job) -> None:
+        keys = job.header.keys
+        stored = index.stored_path(session, keys.sop_instance_uid)
+        if stored is not None and self.duplicates is DuplicatePolicy.keep:
+            job.result = StoreResult(Outcome.duplicate, keys, stored, job.header.notes)
+            return
+        if stored is not None and self.duplicates is DuplicatePolicy.refuse:
+            raise DuplicateRefused(f"SOP instance {keys.sop_instance_uid} is stored already")
+        job.placed, size = self.storage.place(job.path, keys)
+        if stored is not None:
+            existing = index.find_instance(session, keys.sop_instance_uid)
+            if existing is not None:
+                index.remove_instance(session, existing)
+            job.replaced = stored
+        index.record_instance(
+            session,
+            job.header.values,
+            keys,
+            index.FileInfo(job.placed, size, job.header.transfer_syntax_uid),
+            origin=job.incoming.origin.value,
+            calling_ae=job.incoming.calling_ae,
+        )
+        outcome = Outcome.overwritten if stored is not None else Outcome.stored
+        job.result = StoreResult(outcome, keys, job.placed, job.header.notes)
+
+    def _settle(self, job: _Job, exc: Exception) -> None:
+        """A failed object's outcome: a race lost to another receiver counts as a duplicate."""
+        keys = job.header.keys
+        if isinstance(exc, IntegrityError) and self.duplicates is not DuplicatePolicy.refuse:
+            # Another receiver indexed the same instance after our check; its row names the
+            # path we placed the same object at, so the file stays.
+            job.result = StoreResult(Outcome.duplicate, keys, job.placed or "", job.header.notes)
+            return
+        job.result = None
+        self._discard(job.placed, job.replaced, keys.sop_instance_uid)
+        if isinstance(exc, IntegrityError):
+            job.error = DuplicateRefused(f"SOP instance {keys.sop_instance_uid} is stored already")
+        elif isinstance(exc, SQLAlchemyError):
+            job.error = IndexUnavailable(
+                f"index database did not take the write: {db.describe(exc)}"
+            )
+        else:
+            job.error = exc
+
+    def _discard(self, placed: str | None, replaced: str | None, sop_uid: str) -> None:
+        """Remove a file placed for a write that failed, unless an index row points at it."""
+        if placed is None or placed == replaced:
+            return  # it replaced the stored copy at the same path; the old row still names it
         try:
             with self.sessions() as session:
-                found = index.find_instance(session, sop_uid)
-                if found is not None and found.file_path == placed:
+                if index.stored_path(session, sop_uid) == placed:
                     return
         except SQLAlchemyError:
             pass
@@ -273,3 +306,65 @@ class Archive:
                 listener(result)
             except Exception:
                 log.exception("store listener %r failed", listener)
+
+
+@dataclass(eq=False)
+class _Job:
+    """One object on its way into the index, and what became of it."""
+
+    path: Path
+    header: Header
+    incoming: Incoming
+    placed: str | None = None
+    replaced: str | None = None
+    result: StoreResult | None = None
+    error: BaseException | None = None
+    lead: bool = False
+    woken: threading.Event = field(default_factory=threading.Event)
+
+
+class _GroupCommitter:
+    """Leader/follower group commit without a thread of its own.
+
+    The first object to arrive when nobody is writing leads: it takes every object waiting
+    (itself included), writes them in one transaction, then hands the lead to the oldest object
+    that arrived meanwhile and returns. A follower sleeps until its batch is written or it is
+    handed the lead. So one association alone pays nothing extra, and concurrent associations
+    share commits instead of queueing for them one by one.
+    """
+
+    def __init__(self, write: Callable[[list[_Job]], None]) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self._pending: list[_Job] = []
+        self._leading = False
+
+    def run(self, job: _Job) -> None:
+        with self._lock:
+            self._pending.append(job)
+            if not self._leading:
+                self._leading = job.lead = True
+        if not job.lead:
+            job.woken.wait()
+        if job.result is None and job.error is None:
+            self._lead()
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        try:
+            self._write(batch)
+        except BaseException as exc:  # the writer settles jobs itself; this is a last resort
+            for job in batch:
+                if job.result is None and job.error is None:
+                    job.error = exc
+        finally:
+            with self._lock:
+                if self._pending:
+                    successor = self._pending[0]
+                    successor.lead = True
+                    successor.woken.set()
+                else:
+                    self._leading = False
+            for job in batch:
+                job.woken.set()

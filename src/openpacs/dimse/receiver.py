@@ -485,13 +485,17 @@ class StoreListener:
         temp_dir: Path,
         service: str,
         *,
-        reuse_port: bool = False,
+        shared_socket: socket.socket | None = None,
     ) -> None:
         self.policy = policy
         self.handler = handler
         self.address = (host, port)
         self.temp_dir = temp_dir
-        self.reuse_port = reuse_port
+        # A listening socket made by the main process and shared with receiver processes: each
+        # process blocks in accept() on it and the kernel hands every new connection to one
+        # waiting acceptor in turn, which spreads associations evenly (SO_REUSEPORT's hash of
+        # the peer address does not: four associations could all land on one process).
+        self.shared_socket = shared_socket
         self.log = get_logger(service)
         self._socket: socket.socket | None = None
         self._associations: set[Association] = set()
@@ -503,7 +507,7 @@ class StoreListener:
         return int(self._socket.getsockname()[1])
 
     def start(self) -> None:
-        self._socket = socket.create_server(self.address, backlog=64, reuse_port=self.reuse_port)
+        self._socket = self.shared_socket or socket.create_server(self.address, backlog=64)
         threading.Thread(target=self._accept, args=(self._socket,), daemon=True).start()
         self.log.info("listening as %s on %s:%d", self.policy.ae_title, self.address[0], self.port)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from openpacs.archive.errors import ArchiveError
 from openpacs.archive.ingest import Archive, Incoming, Origin
 from openpacs.config import StoreScpSettings
@@ -51,7 +53,7 @@ def make_store_handler(archive: Archive) -> StoreHandler:
 
 
 def make_store_listener(
-    settings: StoreScpSettings, archive: Archive, *, reuse_port: bool = False
+    settings: StoreScpSettings, archive: Archive, *, shared_socket: socket.socket | None = None
 ) -> StoreListener:
     policy = Policy(
         ae_title=settings.ae_title,
@@ -70,5 +72,5 @@ def make_store_listener(
         settings.port,
         archive.storage.temp_dir,
         "storescp",
-        reuse_port=reuse_port,
+        shared_socket=shared_socket,
     )
