@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from io import BytesIO
@@ -18,6 +19,7 @@ from pynetdicom.dimse_primitives import C_STORE
 
 from openpacs.archive.core import Core
 from openpacs.dimse.receiver import StoreListener as Listener
+from openpacs.dimse.store_scp import make_store_listener
 from tests.generators import ct_series
 
 
@@ -117,3 +119,24 @@ def test_garbage_dataset_is_refused_and_the_server_stays_up(
     # The same listener still takes a good object afterwards.
     assert _send_raw_c_store(store_scp.port, path, data, tmp_path) == 0x0000
     assert core.counts().instances == 1
+
+
+def test_a_flood_of_silent_connections_is_capped(core: Core) -> None:
+    settings = core.settings.storescp.model_copy(update={"max_associations": 1})
+    listener = make_store_listener(settings, core.archive)
+    listener.start()
+    probes = []
+    try:
+        for _ in range(12):  # four per permitted association are let in, the rest closed
+            probes.append(socket.create_connection(("127.0.0.1", listener.port)))
+        time.sleep(0.5)
+        closed = 0
+        for probe in probes:
+            probe.settimeout(0.2)
+            with contextlib.suppress(TimeoutError):
+                closed += probe.recv(1) == b""
+        assert closed == 8
+    finally:
+        for probe in probes:
+            probe.close()
+        listener.stop(grace=1)

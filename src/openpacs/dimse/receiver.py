@@ -38,6 +38,7 @@ IMPLEMENTATION_VERSION = f"OPENPACS_{__version__}"[:16]
 
 MAX_ASSOCIATE_RQ = 1 << 20  # bytes; a larger request is not a real one
 MAX_COMMAND = 1 << 16
+CONNECTION_FACTOR = 4  # open connections allowed per permitted association
 BUFFER = 1 << 18
 
 C_STORE_RQ, C_STORE_RSP, C_ECHO_RQ, C_ECHO_RSP = 0x0001, 0x8001, 0x0030, 0x8030
@@ -517,6 +518,16 @@ class StoreListener:
                 sock, address = server.accept()
             except OSError:
                 return  # the listening socket was closed: stop()
+            with self._lock:
+                crowded = (
+                    len(self._associations) >= CONNECTION_FACTOR * self.policy.max_associations
+                )
+            if crowded:
+                # Connections that never associate hold a thread until acse_timeout; a flood of
+                # them must not exhaust the process.
+                self.log.warning("refusing a connection from %s: too many open", address[0])
+                sock.close()
+                continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             association = Association(sock, address[:2], self)
             with self._lock:
