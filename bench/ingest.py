@@ -254,8 +254,11 @@ def _wait_indexed(server: Server, expected: int) -> int:
     return count
 
 
-def send(server: Server, batches: Sequence[Sequence[Path]], log_dir: Path) -> StoreRun:
-    """Send each batch over its own association, all at once, and check every instance landed."""
+def send(
+    server: Server, batches: Sequence[Sequence[Path]], log_dir: Path, already: int = 0
+) -> StoreRun:
+    """Send each batch over its own association, all at once, and check every instance landed
+    (`already`: instances the server held before, from the warm-up)."""
     logs = [log_dir / f"storescu-{index}.log" for index in range(len(batches))]
     handles = [log.open("wb") for log in logs]
     try:
@@ -264,7 +267,7 @@ def send(server: Server, batches: Sequence[Sequence[Path]], log_dir: Path) -> St
         codes = _wait_all(processes, SEND_TIMEOUT_S)
         acknowledged_s = time.perf_counter() - start
         sent = sum(len(batch) for batch in batches)
-        indexed = _wait_indexed(server, sent)
+        indexed = _wait_indexed(server, already + sent) - already
         seconds = time.perf_counter() - start
     finally:
         for handle in handles:
@@ -346,11 +349,18 @@ def split(files: Sequence[Path], parts: int) -> list[list[Path]]:
 
 
 def store_run(
-    result: SystemResult, factory: ServerFactory, batches: list[list[Path]], work: Path
+    result: SystemResult,
+    factory: ServerFactory,
+    batches: list[list[Path]],
+    work: Path,
+    warmup: list[Path],
 ) -> StoreRun:
     with running(factory, work) as server:
         result.version = server.version()
-        run = send(server, batches, work)
+        if warmup:
+            # Untimed: a server in service is warm (code loaded, statements prepared).
+            send(server, [warmup], work)
+        run = send(server, batches, work, already=len(warmup))
     _report(run)
     return run
 
@@ -370,7 +380,10 @@ def measure_big(factory: ServerFactory, big: Path, work_dir: Path) -> BigRun:
 
 
 def bench_store(
-    factories: dict[str, ServerFactory], series: list[Path], options: Options
+    factories: dict[str, ServerFactory],
+    series: list[Path],
+    warmup: list[Path],
+    options: Options,
 ) -> list[SystemResult]:
     """Single- and multi-association runs, the systems taking turns run by run (A B A B ...):
     this machine's disk slows as data piles up, and whole blocks per system would hand the
@@ -391,7 +404,8 @@ def bench_store(
             for label, batches, kind in steps:
                 print(f"{name}: {label}, run {attempt}/{options.repeat} ...", flush=True)
                 try:
-                    getattr(result, kind).append(store_run(result, factories[name], batches, work))
+                    run = store_run(result, factories[name], batches, work, warmup)
+                    getattr(result, kind).append(run)
                 except ServerError as error:
                     _fail(result, label, error)
                     break
@@ -517,6 +531,7 @@ class Options:
     repeat: int
     systems: tuple[str, ...]
     openpacs_workers: int
+    warmup: int
     work_dir: Path
     json: Path | None
 
@@ -538,6 +553,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=0,
         help="OPENPACS_STORESCP__WORKERS (0, the default: one receiver process per core)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=20,
+        help="slices of another series sent, untimed, to each fresh server before a timed run",
     )
     parser.add_argument("--tmp", type=Path, default=None, help="parent folder for temporary data")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -581,7 +602,10 @@ def factories(options: Options) -> dict[str, ServerFactory]:
 def run(options: Options) -> list[SystemResult]:
     series = generate_series(options)
     makers = factories(options)
-    results = bench_store(makers, series, options)
+    warmup = (
+        ct_series(options.work_dir / "warmup", options.warmup, seed=1) if options.warmup else []
+    )
+    results = bench_store(makers, series, warmup, options)
     if options.skip_big:
         return results
     # Big runs come last, after every system's timed small runs: writing a gigabyte leaves this
@@ -610,6 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             repeat=namespace.repeat,
             systems=_systems(namespace.systems),
             openpacs_workers=namespace.openpacs_workers,
+            warmup=namespace.warmup,
             work_dir=Path(tmp),
             json=namespace.json,
         )
