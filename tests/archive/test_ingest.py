@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from openpacs.archive import errors
 from openpacs.archive.core import Core, open_core
-from openpacs.archive.ingest import Incoming, Origin, Outcome
+from openpacs.archive.ingest import Incoming, Origin, Outcome, StoreResult
 from openpacs.archive.models import Instance, Patient, Series, Study
 from openpacs.archive.reindex import reindex
 from openpacs.config import Settings
@@ -259,3 +259,18 @@ def test_one_failure_in_a_group_commit_spares_the_others(tmp_path: Path, databas
         assert len(list(core.storage.walk())) == 3
     finally:
         core.close()
+
+
+def test_listeners_hear_after_commit_and_cannot_fail_a_store(core: Core) -> None:
+    heard: list[tuple[str, int]] = []
+
+    def counting(result: StoreResult) -> None:
+        heard.append((result.outcome.value, core.counts().instances))
+
+    def broken(_result: StoreResult) -> None:
+        raise RuntimeError("a listener's bug")
+
+    core.archive.subscribe(broken)
+    core.archive.subscribe(counting)
+    assert store(core, sample("CT_small.dcm")) is Outcome.stored
+    assert heard == [("stored", 1)]  # the row was committed before listeners ran

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -147,10 +147,6 @@ def _alembic_config(engine: Engine) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (creates it on an empty database)."""
     command.upgrade(_alembic_config(engine), "head")
-
-
-def has_schema(engine: Engine) -> bool:
-    return inspect(engine).has_table("instance")
 
 
 def describe(exc: Exception) -> str:

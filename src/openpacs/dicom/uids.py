@@ -27,11 +27,3 @@ def check_uid(value: object, keyword: str) -> str:
         shown = text if text.isprintable() else text.encode("unicode_escape").decode()
         raise InvalidUID(f"{keyword} {shown[:80]!r} is not a UID (digits and single dots only)")
     return text
-
-
-def is_uid(value: object) -> bool:
-    try:
-        check_uid(value, "UID")
-    except InvalidUID:
-        return False
-    return True
