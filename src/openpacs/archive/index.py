@@ -27,24 +27,13 @@ Getter = Callable[[Dataset], Any]
 
 
 def _attr(keyword: str, convert: Callable[[Any], Any] = v.text) -> Getter:
-    def get(ds: Dataset) -> Any:
-        try:
-            return convert(ds.get(keyword))
-        except Exception as exc:  # a malformed optional attribute must not refuse the object
-            log.debug("ignoring unreadable %s: %s", keyword, exc)
-            return None
-
-    return get
+    return lambda ds: convert(ds.get(keyword))
 
 
 def _seq_item_attr(sequence: str, keyword: str) -> Getter:
     def get(ds: Dataset) -> Any:
-        try:
-            items = ds.get(sequence)
-            return v.text(items[0].get(keyword)) if items else None
-        except Exception as exc:
-            log.debug("ignoring unreadable %s.%s: %s", sequence, keyword, exc)
-            return None
+        items = ds.get(sequence)
+        return v.text(items[0].get(keyword)) if items else None
 
     return get
 
@@ -71,11 +60,7 @@ def _names(
     """Getters for a PN attribute's whole value and each of its component groups."""
 
     def groups(ds: Dataset) -> v.NameGroups:
-        try:
-            return v.person_name(ds.get(keyword))
-        except Exception as exc:
-            log.debug("ignoring unreadable %s: %s", keyword, exc)
-            return v.NameGroups(None, None, None, None)
+        return v.person_name(ds.get(keyword))
 
     return {
         full: lambda ds: groups(ds).full,
@@ -183,7 +168,11 @@ def _row(getters: dict[str, Getter], ds: Dataset, table: type[Base]) -> dict[str
     columns = table.__table__.columns
     row = {}
     for name, get in getters.items():
-        value = get(ds)
+        try:
+            value = get(ds)
+        except Exception as exc:  # a malformed optional attribute must not refuse the object
+            log.debug("ignoring unreadable value for %s.%s: %s", table.__tablename__, name, exc)
+            value = None
         column_type = columns[name].type
         length = getattr(column_type, "length", None)
         # Over-long values are clipped, not refused: a 70-character description is the

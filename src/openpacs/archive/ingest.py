@@ -151,13 +151,9 @@ def inspect(path: Path, incoming: Incoming, *, repair_charset: bool) -> Header:
     notes = []
     if decision.reason != "declared" and decision.reason != "ascii":
         notes.append(f"character set: {decision.reason}")
-    try:
-        extracted = index.extract(ds)
-    except Exception as exc:
-        raise InvalidInstance(f"unreadable attributes: {type(exc).__name__}: {exc}") from exc
     return Header(
         keys=keys,
-        values=extracted,
+        values=index.extract(ds),
         transfer_syntax_uid=str(transfer_syntax),
         charset_patch=decision.effective if decision.patch and repair_charset else None,
         notes=notes,

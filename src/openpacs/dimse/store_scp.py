@@ -38,7 +38,6 @@ def make_store_handler(archive: Archive) -> StoreHandler:
             return code, str(exc)
         except Exception as exc:
             log.exception("failed to store %s", received.sop_instance_uid[:64])
-            received.path.unlink(missing_ok=True)
             return status_for(exc), "internal error; see the storescp log"
         log.info(
             "%s %s from %s%s",
