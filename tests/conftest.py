@@ -31,7 +31,13 @@ PEER_PACKAGES = {
     "dcmodify": "dcmtk",
     "dcmcjpeg": "dcmtk",
     "dump2dcm": "dcmtk",
+    "dcmj2pnm": "dcmtk",
+    "dcmdjpeg": "dcmtk",
+    "dcmdjpls": "dcmtk",
+    "dcmdrle": "dcmtk",
+    "dcmdump": "dcmtk",
     "dciodvfy": "dicom3tools",
+    "gdcmconv": "libgdcm-tools",
 }
 
 
