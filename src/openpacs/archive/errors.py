@@ -39,3 +39,8 @@ class IndexUnavailable(ArchiveError):
 
 class NotFound(ArchiveError):
     """What was asked for is not in the archive."""
+
+
+class CannotConvert(ArchiveError):
+    """The object exists but cannot be given in the form asked for (another transfer syntax, a
+    rendered image): the caller may fall back to another form."""

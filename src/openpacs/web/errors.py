@@ -13,6 +13,7 @@ log = get_logger("api")
 # Most specific first: the first matching class wins.
 HTTP_STATUS: tuple[tuple[type[errors.ArchiveError], int], ...] = (
     (errors.NotFound, 404),
+    (errors.CannotConvert, 406),
     (errors.DuplicateRefused, 409),
     (errors.InvalidInstance, 400),
     (errors.StorageFull, 507),

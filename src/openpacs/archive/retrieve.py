@@ -1,0 +1,92 @@
+"""Reading stored objects back: locate an instance's file, pick a series' representative image,
+render thumbnails. Every way out (C-MOVE, C-GET, WADO, downloads, the console) starts here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openpacs.archive.errors import CannotConvert, NotFound
+from openpacs.archive.models import Instance, Series
+from openpacs.archive.storage import FileSystemStorage
+from openpacs.dicom import frames, render
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    number_of_frames: int
+    path: Path
+
+
+_COLUMNS = (
+    Instance.sop_instance_uid,
+    Instance.sop_class_uid,
+    Instance.transfer_syntax_uid,
+    Instance.number_of_frames,
+    Instance.file_path,
+)
+
+
+def _stored(storage: FileSystemStorage, row: Any) -> StoredInstance:
+    return StoredInstance(
+        sop_instance_uid=row.sop_instance_uid,
+        sop_class_uid=row.sop_class_uid,
+        transfer_syntax_uid=row.transfer_syntax_uid,
+        number_of_frames=row.number_of_frames or 1,
+        path=storage.path(row.file_path),
+    )
+
+
+def find_instance(
+    session: Session, storage: FileSystemStorage, sop_instance_uid: str
+) -> StoredInstance:
+    row = session.execute(
+        select(*_COLUMNS).where(Instance.sop_instance_uid == sop_instance_uid)
+    ).first()
+    if row is None:
+        raise NotFound(f"instance {sop_instance_uid} is not in the archive")
+    return _stored(storage, row)
+
+
+def representative_instance(
+    session: Session, storage: FileSystemStorage, series_instance_uid: str
+) -> StoredInstance:
+    """The image in the middle of the stack: what a radiologist recognises a series by (the
+    first slice of a CT is often just the table or air). Images come first; a series of only
+    non-images (SR, KO, PR) gives its middle object anyway, and the caller decides."""
+    rows = session.execute(
+        select(*_COLUMNS, Instance.rows)
+        .join(Series, Series.pk == Instance.series_pk)
+        .where(Series.series_instance_uid == series_instance_uid)
+        .order_by(
+            Instance.rows.is_(None),
+            Instance.instance_number.is_(None),
+            Instance.instance_number,
+            Instance.sop_instance_uid,
+        )
+    ).all()
+    if not rows:
+        raise NotFound(f"series {series_instance_uid} is not in the archive")
+    images = [row for row in rows if row.rows is not None] or rows
+    middle = images[(len(images) - 1) // 2]
+    return _stored(storage, middle)
+
+
+def thumbnail(instance: StoredInstance, size: int = 128) -> bytes:
+    """A JPEG of the instance's middle frame, fitting `size` pixels, with its own window."""
+    middle = (instance.number_of_frames - 1) // 2
+    try:
+        ds = dcmread(instance.path, stop_before_pixels=True)
+        pixels = frames.decode_frame(instance.path, middle)
+        return render.thumbnail(ds, pixels, size, frame=middle)
+    except (frames.FrameError, render.RenderError) as exc:
+        raise CannotConvert(f"instance {instance.sop_instance_uid} has no picture: {exc}") from exc
