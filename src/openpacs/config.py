@@ -64,6 +64,16 @@ class DuplicatePolicy(StrEnum):
     refuse = "refuse"
 
 
+class Compression(StrEnum):
+    """Lossless compression applied to uncompressed objects as they are stored."""
+
+    none = "none"
+    jpeg_ls_lossless = "jpeg-ls-lossless"
+    j2k_lossless = "j2k-lossless"
+    rle = "rle"
+    jpeg_lossless = "jpeg-lossless"
+
+
 def _ae_title(value: str) -> str:
     # PS3.5 AE VR: up to 16 characters of the default repertoire, no backslash or control codes.
     stripped = value.strip()
@@ -174,6 +184,15 @@ class StorageSettings(Section):
         description=(
             "fsync each file before answering success; survives power loss, costs speed "
             "(a killed process never loses acknowledged files either way)"
+        ),
+    )
+    compression: Compression = Field(
+        Compression.none,
+        description=(
+            "Compress uncompressed images as they arrive: none, jpeg-ls-lossless, "
+            "j2k-lossless, rle, jpeg-lossless (JPEG Lossless SV1). Never lossy; objects "
+            "already compressed, without pixels, over 256 MiB, or that the codec cannot take "
+            "are stored as received. Costs CPU on every store"
         ),
     )
 

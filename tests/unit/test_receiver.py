@@ -11,6 +11,7 @@ from pydicom.filereader import read_dataset
 from pynetdicom import pdu_primitives as prim
 from pynetdicom.presentation import PresentationContext
 
+from openpacs.dicom.uids import IMPLEMENTATION_CLASS_UID
 from openpacs.dimse import receiver
 from openpacs.dimse.sop import STORE_TRANSFER_SYNTAXES, VERIFICATION
 
@@ -45,7 +46,7 @@ def test_file_meta_reads_back_with_pydicom(tmp_path: Path) -> None:
     assert meta.MediaStorageSOPClassUID == CT
     assert meta.MediaStorageSOPInstanceUID == "1.2.3"
     assert meta.TransferSyntaxUID == EXPLICIT
-    assert meta.ImplementationClassUID == receiver.IMPLEMENTATION_CLASS_UID
+    assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
     assert meta.SourceApplicationEntityTitle == "MODALITY"
     assert (
         meta.FileMetaInformationGroupLength

@@ -64,6 +64,7 @@ def open_core(settings: Settings, *, migrate: bool = True) -> Core:
         sessions,
         duplicates=settings.storage.duplicates,
         repair_charset=settings.storage.add_missing_charset,
+        compression=settings.storage.compression,
         write_lock=db.write_lock(engine),
     )
     return Core(settings, engine, sessions, storage, archive)

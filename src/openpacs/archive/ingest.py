@@ -10,13 +10,14 @@ so nothing unacknowledged is half-indexed and nothing acknowledged is missing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from pydicom import Dataset, dcmread
+from pydicom import Dataset, dcmread, dcmwrite
 from pydicom.errors import InvalidDicomError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,7 +32,8 @@ from openpacs.archive.errors import (
     MissingAttribute,
 )
 from openpacs.archive.storage import FileSystemStorage
-from openpacs.config import DuplicatePolicy
+from openpacs.config import Compression, DuplicatePolicy
+from openpacs.dicom import codecs
 from openpacs.dicom import values as dv
 from openpacs.dicom.charset import apply_charset, decide_charset, patch_specific_character_set
 from openpacs.dicom.uids import InvalidUID, check_uid
@@ -41,6 +43,15 @@ log = get_logger("db")
 
 # Elements above this size stay on disk while the header is read (waveforms, big private blobs).
 DEFER_SIZE = 64 * 1024
+# Compressing on ingest decodes the whole object in memory; bigger ones are kept as received so
+# a multi-gigabyte object never costs gigabytes of memory.
+COMPRESS_MAX_BYTES = 256 * 1024 * 1024
+COMPRESSION_SYNTAX = {
+    Compression.jpeg_ls_lossless: codecs.JPEG_LS_LOSSLESS,
+    Compression.j2k_lossless: codecs.JPEG_2000_LOSSLESS,
+    Compression.rle: codecs.RLE_LOSSLESS,
+    Compression.jpeg_lossless: codecs.JPEG_LOSSLESS_SV1,
+}
 
 
 class Origin(StrEnum):
@@ -160,6 +171,14 @@ def inspect(path: Path, incoming: Incoming, *, repair_charset: bool) -> Header:
     )
 
 
+def _compressible(path: Path, header: Header) -> bool:
+    return (
+        header.transfer_syntax_uid in codecs.NATIVE
+        and header.values.instance.get("rows") is not None
+        and path.stat().st_size <= COMPRESS_MAX_BYTES
+    )
+
+
 class Archive:
     """The archive core: stores objects (files + index) and tells listeners after commit."""
 
@@ -170,12 +189,14 @@ class Archive:
         *,
         duplicates: DuplicatePolicy = DuplicatePolicy.keep,
         repair_charset: bool = True,
+        compression: Compression = Compression.none,
         write_lock: WriteLock | NoLock | None = None,
     ) -> None:
         self.storage = storage
         self.sessions = sessions
         self.duplicates = duplicates
         self.repair_charset = repair_charset
+        self.compression = COMPRESSION_SYNTAX.get(compression)
         self._write_lock = write_lock or NoLock()
         self._committer = _GroupCommitter(self._write_batch)
         self._listeners: list[Listener] = []
@@ -197,12 +218,31 @@ class Archive:
                 path = self.storage.new_temp()
                 temps.append(path)
                 patch_specific_character_set(incoming.path, path, header.charset_patch)
+            if self.compression is not None and _compressible(path, header):
+                path, header = self._compress(path, header, self.compression, temps)
             result = self._place_and_index(path, header, incoming)
         finally:
             for temp in temps:
                 temp.unlink(missing_ok=True)
         self._notify(result)
         return result
+
+    def _compress(
+        self, path: Path, header: Header, target: str, temps: list[Path]
+    ) -> tuple[Path, Header]:
+        """The object losslessly compressed into a new temp file, or as it was when the codec
+        cannot take it (the reason is logged: the object is still stored)."""
+        compressed = self.storage.new_temp()
+        temps.append(compressed)
+        try:
+            ds = dcmread(path)
+            if "PixelData" not in ds:
+                return path, header  # relabelling a pixel-less object would gain nothing
+            dcmwrite(compressed, codecs.transcode(ds, target), enforce_file_format=True)
+        except (codecs.TranscodeError, InvalidDicomError, ValueError, OSError) as exc:
+            log.info("storing %s uncompressed: %s", header.keys.sop_instance_uid, exc)
+            return path, header
+        return compressed, dataclasses.replace(header, transfer_syntax_uid=target)
 
     def _place_and_index(self, path: Path, header: Header, incoming: Incoming) -> StoreResult:
         """Write the object through the group committer and wait for its outcome."""

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 
+from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
+
+from openpacs import __version__
+
 MAX_UID_LENGTH = 64
+# Who wrote a file or speaks on an association (file meta, A-ASSOCIATE user information):
+# derived from a fixed seed, so every openpacs names itself the same way.
+IMPLEMENTATION_CLASS_UID = generate_uid(PYDICOM_ROOT_UID, entropy_srcs=["openpacs"])
+IMPLEMENTATION_VERSION = f"OPENPACS_{__version__}"[:16]
 # Components are digits separated by single dots. Leading zeros are invalid by the standard but
 # real modalities send them, and they are harmless in a path, so they are accepted.
 _UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")

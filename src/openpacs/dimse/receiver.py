@@ -23,18 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
 from pynetdicom import pdu
 from pynetdicom import pdu_primitives as prim
 from pynetdicom.presentation import PresentationContext
 
-from openpacs import __version__
+from openpacs.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
 from openpacs.logs import get_logger
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 VERIFICATION = "1.2.840.10008.1.1"
-IMPLEMENTATION_CLASS_UID = generate_uid(PYDICOM_ROOT_UID, entropy_srcs=["openpacs"])
-IMPLEMENTATION_VERSION = f"OPENPACS_{__version__}"[:16]
 
 MAX_ASSOCIATE_RQ = 1 << 20  # bytes; a larger request is not a real one
 MAX_COMMAND = 1 << 16
