@@ -410,7 +410,16 @@ def _native_copy(ds: Dataset, source: str, target: str) -> Dataset:
     # the modality produced, and converting it to RGB would round.
     as_rgb = source in (JPEG_BASELINE, JPEG_EXTENDED)
     try:
-        decompress(work, as_rgb=as_rgb, generate_instance_uid=False)
+        try:
+            decompress(work, as_rgb=as_rgb, generate_instance_uid=False)
+        except ValueError as exc:
+            # pydicom 3.0's decompress() sign-corrects signed JPEG-LS / J2K data whose
+            # BitsStored < BitsAllocated (a 12-bit CT) in a read-only array and fails; its
+            # whole-array decode does not.
+            if "read-only" not in str(exc):
+                raise
+            work = _copy_as(ds, source)
+            _decode_whole(work, source, as_rgb)
     except Exception as exc:  # every plugin failing surfaces as RuntimeError/ValueError/...
         if source not in _GDCM_JPEG or _gdcm() is None:
             raise TranscodeError(
@@ -423,6 +432,22 @@ def _native_copy(ds: Dataset, source: str, target: str) -> Dataset:
         ratio = len(work.PixelData) / max(1, len(ds.PixelData))
         _record_lossy(work, _LOSSY_METHOD[source], ratio)
     return work
+
+
+def _decode_whole(work: Dataset, source: str, as_rgb: bool) -> None:
+    """Decode every frame of `work` in place into native pixel-interleaved data."""
+    options: dict[str, Any] = {"as_rgb": as_rgb}  # pydicom types its options as a TypedDict
+    array, image_pixel = get_decoder(UID(source)).as_array(work, **options)
+    data = array.tobytes()
+    work.PixelData = data + b"\0" * (len(data) % 2)
+    work["PixelData"].VR = "OB" if int(work.BitsAllocated) <= 8 else "OW"
+    work["PixelData"].is_undefined_length = False
+    photometric = image_pixel.get("photometric_interpretation")
+    if photometric:
+        work.PhotometricInterpretation = str(photometric)
+    if int(work.get("SamplesPerPixel", 1) or 1) > 1:
+        work.PlanarConfiguration = 0
+    work.file_meta.TransferSyntaxUID = UID(EXPLICIT_VR_LE)
 
 
 def _copy_as(ds: Dataset, source: str) -> Dataset:
