@@ -366,7 +366,8 @@ def _decoded_photometric(ds: Dataset, source: str) -> str:
 
 def _obstacle(ds: Dataset, source: str | None, target: str) -> str | None:
     """Why `ds` cannot be encoded in the compressed `target`, or None when it can."""
-    if target in NATIVE or "PixelData" not in ds:
+    # A header read without its pixels still describes them (choose_syntax gets one).
+    if target in NATIVE or ("PixelData" not in ds and "BitsAllocated" not in ds):
         return None
     if source is None:
         return "the dataset does not say how it is encoded"
@@ -694,6 +695,10 @@ def _with_meta(ds: Dataset, target: str) -> Dataset:
     meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
     ds.file_meta = meta
+    # Elements still raw carry no VR when the body's encoding differs from what the file meta
+    # announced (explicit VR declared, implicit VR written); resolve them so the writer can.
+    for _ in ds.iterall():
+        pass
     if "PixelData" in ds and target in NATIVE:
         elem = ds["PixelData"]
         elem.is_undefined_length = False
