@@ -44,3 +44,13 @@ class NotFound(ArchiveError):
 class CannotConvert(ArchiveError):
     """The object exists but cannot be given in the form asked for (another transfer syntax, a
     rendered image): the caller may fall back to another form."""
+
+
+class InvalidQuery(ArchiveError):
+    """A query that cannot be run: a malformed key value, a level the model lacks, a unique key
+    missing above the level. `keyword` names the attribute, `reason` says why."""
+
+    def __init__(self, keyword: str, reason: str) -> None:
+        super().__init__(f"{keyword}: {reason}")
+        self.keyword = keyword
+        self.reason = reason

@@ -16,6 +16,7 @@ HTTP_STATUS: tuple[tuple[type[errors.ArchiveError], int], ...] = (
     (errors.CannotConvert, 406),
     (errors.DuplicateRefused, 409),
     (errors.InvalidInstance, 400),
+    (errors.InvalidQuery, 400),
     (errors.StorageFull, 507),
     (errors.StorageUnavailable, 503),
     (errors.IndexUnavailable, 503),
