@@ -7,6 +7,7 @@ PostgreSQL runs when OPENPACS_TEST_DATABASE_URL names a server; each test gets i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -63,11 +64,12 @@ def _postgres_url() -> str | None:
     return os.environ.get(PG_ENV) or None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The index database: a SQLite file, and a fresh PostgreSQL schema when one is configured."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'index.db'}"
+@contextlib.contextmanager
+def index_database(kind: str, folder: Path) -> Iterator[str]:
+    """An index database URL: a SQLite file in `folder`, or a fresh PostgreSQL schema (dropped
+    afterwards) when OPENPACS_TEST_DATABASE_URL names a server; skips PostgreSQL otherwise."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'index.db'}"
         return
     base = _postgres_url()
     if base is None:
@@ -83,6 +85,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The index database: a SQLite file, and a fresh PostgreSQL schema when one is configured."""
+    with index_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,10 +11,7 @@ The archive is loaded once per database through the ingest path and only read by
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -30,14 +27,13 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, MRImageStorage
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
 
 from openpacs.archive import errors, query
 from openpacs.archive.core import Core, open_core
 from openpacs.archive.ingest import Incoming, Origin
 from openpacs.archive.query import Answers, Level, Model, QueryOptions
-from tests.conftest import PG_ENV, make_settings
+from tests.conftest import index_database, make_settings
 from tests.generators import ct_series
 
 STUDY, SERIES, IMAGE, PATIENT = Level.STUDY, Level.SERIES, Level.IMAGE, Level.PATIENT
@@ -147,34 +143,13 @@ def _load(core: Core, out: Path) -> Loaded:
     return Loaded(core, uids, series)
 
 
-@contextlib.contextmanager
-def _database(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'index.db'}"
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL index tests need {PG_ENV}=postgresql+psycopg://...")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def loaded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Loaded]:
     """One archive per database for the whole module: the tests only read it."""
     folder = tmp_path_factory.mktemp(f"query-{request.param}")
-    with _database(request.param, folder) as url:
+    with index_database(request.param, folder) as url:
         core = open_core(make_settings(folder, url))
         try:
             yield _load(core, folder)

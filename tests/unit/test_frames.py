@@ -139,32 +139,23 @@ def test_extended_offset_table(tmp_path: Path) -> None:
         np.testing.assert_array_equal(frames.decode_frame(path, index), arrays[index])
 
 
-def test_several_fragments_per_frame_found_by_scanning(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fragments", "has_bot", "how"), [(3, False, "scan"), (2, True, "basic offset table")]
+)
+def test_several_fragments_per_frame(
+    tmp_path: Path, fragments: int, has_bot: bool, how: str
+) -> None:
     source = sample("color3d_jpeg_baseline.dcm")
     original = dcmread(source)
     codestreams = list(generate_frames(original.PixelData, number_of_frames=120))[:4]
-    original.PixelData = encapsulate(codestreams, fragments_per_frame=3, has_bot=False)
+    original.PixelData = encapsulate(codestreams, fragments_per_frame=fragments, has_bot=has_bot)
     original.NumberOfFrames = 4
     path = tmp_path / "split.dcm"
     original.save_as(path)
     found = frames.layout(path)
-    assert found.how == "scan"
-    assert [len(spans) for spans in found.spans] == [3, 3, 3, 3]
+    assert found.how == how
+    assert [len(spans) for spans in found.spans] == [fragments] * 4
     np.testing.assert_array_equal(frames.decode_frame(path, 2), pixel_array(source, index=2))
-
-
-def test_basic_offset_table_with_several_fragments_per_frame(tmp_path: Path) -> None:
-    source = sample("color3d_jpeg_baseline.dcm")
-    original = dcmread(source)
-    codestreams = list(generate_frames(original.PixelData, number_of_frames=120))[:3]
-    original.PixelData = encapsulate(codestreams, fragments_per_frame=2, has_bot=True)
-    original.NumberOfFrames = 3
-    path = tmp_path / "bot.dcm"
-    original.save_as(path)
-    found = frames.layout(path)
-    assert found.how == "basic offset table"
-    assert [len(spans) for spans in found.spans] == [2, 2, 2]
-    np.testing.assert_array_equal(frames.decode_frame(path, 1), pixel_array(source, index=1))
 
 
 def test_one_bit_frames_that_start_mid_byte(tmp_path: Path) -> None:
