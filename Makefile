@@ -13,10 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+OHIF_STAMP := src/openpacs/web/static/ohif/.openpacs-ohif-version
+
+setup: $(STAMP) $(OHIF_STAMP)
+
+# The OHIF Viewer from the npm registry; without npm, openpacs runs and /ohif/ says what to do.
+$(OHIF_STAMP): src/openpacs/web/ohif.py | $(STAMP)
+	@if command -v npm >/dev/null; then $(BIN)/openpacs ohif install; \
+	else echo "npm not found: OHIF (/ohif/) skipped; install Node.js 20+ and run make run again"; fi
 
 ## Start openpacs with embedded defaults (SQLite + files under ./data, logs under ./logs).
-run: $(STAMP)
+run: $(STAMP) $(OHIF_STAMP)
 	$(BIN)/openpacs serve
 
 ## Lint, type-check and run every test (peer tests skip with a message when a peer is missing).

@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+ohif_app = typer.Typer(help="The OHIF Viewer served under /ohif/.", no_args_is_help=True)
+app.add_typer(ohif_app, name="ohif")
 console = Console()
 errors = Console(stderr=True)
 
@@ -168,6 +170,26 @@ def config_show(config_file: ConfigOption = None) -> None:
 def config_default() -> None:
     """Print a documented openpacs.toml with every key at its default."""
     typer.echo(config.render_toml(config.Settings.model_construct()), nl=False)
+
+
+@ohif_app.command("install")
+def ohif_install(
+    version: Annotated[str, typer.Option(help="@ohif/app version from the npm registry")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Reinstall the same version")] = False,
+) -> None:
+    """Fetch OHIF from the npm registry and set it up for /ohif/ on this server."""
+    from openpacs.web import ohif
+
+    wanted = version or ohif.OHIF_VERSION
+    if ohif.installed_version() == wanted and not force:
+        console.print(Text(f"OHIF {wanted} is installed ({ohif.DEFAULT_DIR})"))
+        return
+    with console.status(f"fetching @ohif/app@{wanted} from the npm registry"):
+        try:
+            folder = ohif.install(version=wanted)
+        except (ohif.InstallError, OSError) as exc:
+            raise fail(f"OHIF not installed: {exc}") from exc
+    console.print(Text(f"OHIF {wanted} installed in {folder}; open http://localhost:5000/ohif/"))
 
 
 def _progress() -> Progress:

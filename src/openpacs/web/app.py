@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from openpacs import __version__
 from openpacs.archive.core import Core
-from openpacs.web import errors
+from openpacs.web import errors, ohif
 
 
 class Counts(BaseModel):
@@ -45,6 +45,7 @@ def create_app(core: Core) -> FastAPI:
     )
     app.state.core = core
     errors.install(app)
+    app.include_router(ohif.router())
 
     @app.get("/health", tags=["system"])
     def health() -> JSONResponse:
