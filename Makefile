@@ -19,7 +19,7 @@ setup: $(STAMP) $(OHIF_STAMP)
 
 # The OHIF Viewer from the npm registry; without npm, openpacs runs and /ohif/ says what to do.
 $(OHIF_STAMP): src/openpacs/web/ohif.py | $(STAMP)
-	@if command -v npm >/dev/null; then $(BIN)/openpacs ohif install; \
+	@if command -v npm >/dev/null; then $(BIN)/openpacs ohif install --force; \
 	else echo "npm not found: OHIF (/ohif/) skipped; install Node.js 20+ and run make run again"; fi
 
 ## Start openpacs with embedded defaults (SQLite + files under ./data, logs under ./logs).
