@@ -27,7 +27,7 @@ run: $(STAMP) $(OHIF_STAMP)
 	$(BIN)/openpacs serve
 
 ## Lint, type-check and run every test (peer tests skip with a message when a peer is missing).
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(OHIF_STAMP) lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

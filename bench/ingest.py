@@ -80,6 +80,7 @@ class OpenpacsServer:
         self.workers = workers
         self.http_port = free_port()
         self.dicom_port = free_port()
+        self.qr_port = free_port()
         self._process: ServerProcess | None = None
         self._http = http_client()
 
@@ -99,6 +100,7 @@ class OpenpacsServer:
                 "OPENPACS_STORESCP__AE_TITLE": self.ae_title,
                 "OPENPACS_STORESCP__PORT": str(self.dicom_port),
                 "OPENPACS_STORESCP__WORKERS": str(self.workers),
+                "OPENPACS_QRSCP__PORT": str(self.qr_port),
                 "OPENPACS_HTTP__PORT": str(self.http_port),
                 "OPENPACS_STORAGE__ROOT": str(self.work_dir / "storage"),
                 "OPENPACS_DATABASE__URL": f"sqlite:///{self.work_dir / 'index.db'}",

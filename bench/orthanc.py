@@ -188,8 +188,9 @@ class OrthancServer:
     name = "orthanc"
     ae_title = AE_TITLE
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, extra_config: dict[str, object] | None = None) -> None:
         self.work_dir = work_dir
+        self.extra_config = extra_config or {}  # e.g. DicomModalities for C-MOVE
         self.http_port = free_port()
         self.dicom_port = free_port()
         self._process: ServerProcess | None = None
@@ -212,9 +213,8 @@ class OrthancServer:
             raise ServerError(f"{ORTHANC} not found: install it (apt-get install orthanc)")
         self.work_dir.mkdir(parents=True, exist_ok=True)
         config = self.work_dir / "orthanc.json"
-        config.write_text(
-            json.dumps(orthanc_config(self.work_dir, self.http_port, self.dicom_port))
-        )
+        settings = orthanc_config(self.work_dir, self.http_port, self.dicom_port)
+        config.write_text(json.dumps({**settings, **self.extra_config}))
         self._process = ServerProcess(
             self.name, [ORTHANC, str(config)], self.work_dir, nodelay_env()
         )

@@ -27,6 +27,11 @@ REQUIRE_PEERS = os.environ.get("OPENPACS_REQUIRE_PEERS") == "1"
 
 PEER_PACKAGES = {
     "echoscu": "dcmtk",
+    "storescp": "dcmtk",
+    "findscu": "dcmtk",
+    "movescu": "dcmtk",
+    "getscu": "dcmtk",
+    "Orthanc": "orthanc",
     "storescu": "dcmtk",
     "dcmsend": "dcmtk",
     "dcmodify": "dcmtk",
@@ -39,6 +44,7 @@ PEER_PACKAGES = {
     "dcmdump": "dcmtk",
     "dciodvfy": "dicom3tools",
     "gdcmconv": "libgdcm-tools",
+    "chromium": "chromium",
 }
 
 
@@ -102,6 +108,7 @@ def sqlite_url(tmp_path: Path) -> str:
 def make_settings(tmp_path: Path, database_url: str, **sections: dict[str, object]) -> Settings:
     data: dict[str, dict[str, object]] = {
         "storescp": {"port": free_port(), "host": "127.0.0.1"},
+        "qrscp": {"port": free_port(), "host": "127.0.0.1"},
         "http": {"port": free_port(), "host": "127.0.0.1"},
         "database": {"url": database_url},
         "storage": {"root": str(tmp_path / "storage")},

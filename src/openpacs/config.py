@@ -12,8 +12,10 @@ directory unless `--config` or `OPENPACS_CONFIG` names another one.
 from __future__ import annotations
 
 import os
+import re
 import string
-from enum import StrEnum
+import typing
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ SERVICES = (
     "wado",
     "api",
     "db",
+    "jobs",
 )
 
 
@@ -133,11 +136,114 @@ class StoreScpSettings(Section):
         return [_ae_title(v) for v in values]
 
 
+class QrScpSettings(Section):
+    """Query/Retrieve SCP: workstations query (C-FIND) and pull (C-MOVE, C-GET) from here."""
+
+    ae_title: str = Field("QRSCP", description="AE title workstations call")
+    host: str = Field("0.0.0.0", description="Address to listen on (0.0.0.0: every interface)")
+    port: int = Field(11114, ge=1, le=65535, description="TCP port for DICOM associations")
+    require_called_ae: bool = Field(
+        True, description="Reject associations whose Called AE title is not ae_title"
+    )
+    allowed_calling_aes: list[str] = Field(
+        default_factory=list,
+        description="Calling AE titles allowed to associate; empty list: any calling AE",
+    )
+    max_associations: int = Field(
+        16, ge=1, description="Associations served at once; more are rejected as transient"
+    )
+    acse_timeout: float = Field(30, gt=0, description="Seconds to wait for association messages")
+    dimse_timeout: float = Field(
+        60, gt=0, description="Seconds to wait for a C-STORE response during C-MOVE and C-GET"
+    )
+    network_timeout: float = Field(60, gt=0, description="Seconds of silence before dropping")
+    find_limit: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Most answers one C-FIND returns; past it the search ends with status A700 "
+            "(out of resources) naming the limit. 0: no limit"
+        ),
+    )
+    shutdown_grace: float = Field(
+        10,
+        ge=0,
+        description="On stop, seconds associations in flight get to finish before being aborted",
+    )
+
+    _check_ae = field_validator("ae_title")(_ae_title)
+
+    @field_validator("allowed_calling_aes")
+    @classmethod
+    def _check_calling(cls, values: list[str]) -> list[str]:
+        return [_ae_title(v) for v in values]
+
+
 class HttpSettings(Section):
     """HTTP: DICOMweb, REST API, console."""
 
     host: str = Field("0.0.0.0", description="Address to listen on")
     port: int = Field(5000, ge=1, le=65535, description="TCP port for HTTP")
+
+
+class DicomWebSettings(Section):
+    """DICOMweb (QIDO-RS, WADO-RS, WADO-URI, STOW-RS) at /dicomweb and /dicom-web."""
+
+    bulkdata_threshold: int = Field(
+        1024,
+        ge=0,
+        description=(
+            "Binary values (OB, OW, UN ...) longer than this many bytes appear in metadata "
+            "as a BulkDataURI, shorter ones inline (base64)"
+        ),
+    )
+    qido_max_results: int = Field(
+        1000,
+        ge=1,
+        description=(
+            "Most answers one QIDO-RS search returns (also its limit when the client sets "
+            "none); a 'Warning: 299' header says when more exist"
+        ),
+    )
+    stow_max_bytes: int = Field(
+        4 * 1024**3, ge=1, description="Largest STOW-RS request body accepted, in bytes (413)"
+    )
+    metadata_cache_series: int = Field(
+        256, ge=0, description="Series whose WADO-RS metadata is kept in memory; 0: no cache"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call from a browser (CORS), e.g. https://viewer.site; "
+        "empty list: CORS off; ['*']: any origin",
+    )
+    allow_loopback: bool = Field(
+        True,
+        description=(
+            "Let clients on this machine in without credentials (not when the request came "
+            "through a proxy that names another client in X-Forwarded-For)"
+        ),
+    )
+    username: str = Field(
+        "", description="HTTP Basic user name other clients must give; empty: no Basic login"
+    )
+    password: str = Field("", description="HTTP Basic password for username")
+    token: str = Field(
+        "", description="Bearer token other clients may give instead; empty: no token login"
+    )
+    anonymize_key: str = Field(
+        "",
+        description=(
+            "Secret (16+ characters) for WADO-URI anonymize=yes: same key, same pseudonyms "
+            "and UIDs. Empty: a random key per run (pseudonyms change at restart)"
+        ),
+    )
+
+    @field_validator("anonymize_key")
+    @classmethod
+    def _check_key(cls, key: str) -> str:
+        if key and len(key.encode("utf-8")) < 16:
+            raise ValueError("anonymize_key needs at least 16 characters (or empty)")
+        return key
 
 
 class DatabaseSettings(Section):
@@ -240,6 +346,123 @@ class LoggingSettings(Section):
         return _check_level(level)
 
 
+class JobsSettings(Section):
+    """Jobs: long work (send, retrieve, forward) queued in the index and run by worker threads."""
+
+    workers: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description=(
+            "Worker threads running jobs; 0: run none in this process (another openpacs "
+            "sharing the database does)"
+        ),
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts a job gets when it fails for a reason that may pass"
+    )
+    backoff_seconds: float = Field(
+        30,
+        ge=0,
+        description="Wait before the first retry; doubled after each failed attempt, at most 1 h",
+    )
+    lease_seconds: float = Field(
+        60,
+        gt=0,
+        description=(
+            "A running job whose server has not been heard of for this long is taken over "
+            "by another (servers sharing one database)"
+        ),
+    )
+    poll_seconds: float = Field(
+        1, gt=0, description="How often idle workers look for jobs submitted elsewhere"
+    )
+
+
+class NodeUse(StrEnum):
+    """What openpacs uses a remote node for."""
+
+    store_target = "store_target"
+    qr_source = "qr_source"
+    move_destination = "move_destination"
+    printer = "printer"
+
+
+class Permission(Enum):
+    """What a remote node may ask of openpacs. (Not a StrEnum: a member named `find` would
+    shadow str.find.)"""
+
+    echo = "echo"
+    store = "store"
+    find = "find"
+    move = "move"
+    get = "get"
+
+
+# Names appear in URLs (/api/nodes/{name}): letters (any script), digits, '.', '_', '-'.
+_NODE_NAME = re.compile(r"\w[\w.-]{0,63}")
+
+
+class NodeSettings(Section):
+    """A remote DICOM node: where it listens, what we use it for, what it may ask of us."""
+
+    name: str = Field(
+        description="Unique name, used in the API (/api/nodes/{name})", examples=["ORTHANC"]
+    )
+    ae_title: str = Field(description="The node's AE title", examples=["ORTHANC"])
+    host: str = Field(description="Host name or IP address of the node", examples=["10.0.0.20"])
+    port: int = Field(ge=1, le=65535, description="TCP port of the node", examples=[4242])
+    tls: bool = Field(
+        False, description="The node speaks DICOM over TLS (recorded; openpacs cannot use TLS yet)"
+    )
+    description: str = Field("", description="Free text for people (site, room, contact)")
+    uses: list[NodeUse] = Field(
+        default_factory=lambda: [
+            NodeUse.store_target,
+            NodeUse.qr_source,
+            NodeUse.move_destination,
+        ],
+        description="What openpacs uses it for: " + ", ".join(NodeUse),
+    )
+    permissions: list[Permission] = Field(
+        default_factory=lambda: list(Permission),
+        description="What it may ask of openpacs: " + ", ".join(p.value for p in Permission),
+    )
+
+    _check_ae = field_validator("ae_title")(_ae_title)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not _NODE_NAME.fullmatch(name):
+            raise ValueError(
+                f"node name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return name
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, host: str) -> str:
+        stripped = host.strip()
+        if not stripped or len(stripped) > 255 or any(c.isspace() for c in stripped):
+            raise ValueError(
+                f"host {host!r}: give a host name or IP address (1-255 characters, no spaces)"
+            )
+        return stripped
+
+    # Canonical order, no repeats: two spellings of one node compare equal.
+    @field_validator("uses")
+    @classmethod
+    def _canonical_uses(cls, values: list[NodeUse]) -> list[NodeUse]:
+        return [use for use in NodeUse if use in values]
+
+    @field_validator("permissions")
+    @classmethod
+    def _canonical_permissions(cls, values: list[Permission]) -> list[Permission]:
+        return [permission for permission in Permission if permission in values]
+
+
 def _check_level(level: str) -> str:
     upper = level.upper()
     if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -258,10 +481,22 @@ class Settings(BaseSettings):
     )
 
     storescp: StoreScpSettings = Field(default_factory=StoreScpSettings)
+    qrscp: QrScpSettings = Field(default_factory=QrScpSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    # An array of tables ([[nodes]]); rendered after every plain table.
+    nodes: list[NodeSettings] = Field(
+        default_factory=list,
+        description=(
+            "Remote DICOM nodes, one [[nodes]] table each (none by default). At start-up each "
+            "is added to the node registry, or replaces the registered node of the same name "
+            "(this file wins for the nodes it names; nodes added through the API are kept)"
+        ),
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -318,6 +553,8 @@ def load(explicit: Path | None = None, **overrides: Any) -> Settings:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -341,6 +578,8 @@ def render_toml(settings: Settings, *, documented: bool = True) -> str:
             "",
         ]
     for section in Settings.model_fields:
+        if _array_item(section) is not None:
+            continue
         model: BaseModel = getattr(settings, section)
         if documented:
             lines.append(f"# {(type(model).__doc__ or '').strip()}")
@@ -352,4 +591,41 @@ def render_toml(settings: Settings, *, documented: bool = True) -> str:
                 lines.append(f"# {info.description} (default: {_toml_value(default)})")
             lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
+    for name in Settings.model_fields:
+        item = _array_item(name)
+        if item is not None:
+            lines += _render_array(name, item, getattr(settings, name), documented)
     return "\n".join(lines)
+
+
+def _array_item(name: str) -> type[BaseModel] | None:
+    """The table model of a top-level array of tables ([[name]]); None for a plain table."""
+    annotation = Settings.model_fields[name].annotation
+    if typing.get_origin(annotation) is not list:
+        return None
+    (item,) = typing.get_args(annotation)
+    return item  # type: ignore[no-any-return]
+
+
+def _render_array(
+    name: str, model: type[BaseModel], items: list[BaseModel], documented: bool
+) -> list[str]:
+    lines: list[str] = []
+    if documented:
+        lines.append(f"# {Settings.model_fields[name].description}.")
+        lines.append(f"# {(model.__doc__ or '').strip()} Keys:")
+        example = [f"# [[{name}]]"]
+        for key, info in model.model_fields.items():
+            if info.is_required():
+                lines.append(f"#   {key}: {info.description} (required)")
+                example.append(f"# {key} = {_toml_value((info.examples or [''])[0])}")
+            else:
+                default = info.get_default(call_default_factory=True)
+                lines.append(f"#   {key}: {info.description} (default: {_toml_value(default)})")
+        lines += ["# For example:", *example, ""]
+    for entry in items:
+        lines.append(f"[[{name}]]")
+        for key in type(entry).model_fields:
+            lines.append(f"{key} = {_toml_value(getattr(entry, key))}")
+        lines.append("")
+    return lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import multiprocessing
 import multiprocessing.process
 import signal
@@ -19,17 +20,35 @@ from typing import Any
 
 import uvicorn
 
-from openpacs import logs
+from openpacs import logs, nodes
 from openpacs.archive.core import Core, open_core
 from openpacs.config import Settings
-from openpacs.dimse.receiver import StoreListener
+from openpacs.dimse import scu
+from openpacs.dimse.engine import Listener
+from openpacs.dimse.qr_scp import make_qr_listener
 from openpacs.dimse.store_scp import make_store_listener
+from openpacs.jobs import JobRunner
+from openpacs.web.api.deps import Services
 from openpacs.web.app import create_app
 
 log = logs.get_logger("storescp")
 
 
-def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> StoreListener:
+def start_qr(core: Core) -> Listener:
+    """The Query/Retrieve SCP, in the main process only (C-FIND and retrieves are light on CPU
+    next to ingest; C-MOVE and C-GET send from here)."""
+    directory = nodes.NodeDirectory(core.sessions)
+
+    def resolve(ae_title: str) -> tuple[str, int] | None:
+        node = directory.destination(ae_title)
+        return (node.host, node.port) if node is not None else None
+
+    listener = make_qr_listener(core.settings.qrscp, core.sessions, core.storage, resolve)
+    listener.start()
+    return listener
+
+
+def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> Listener:
     listener = make_store_listener(
         core.settings.storescp, core.archive, shared_socket=shared_socket
     )
@@ -37,10 +56,59 @@ def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> St
     return listener
 
 
+ECHO_TIMEOUT = 10
+
+
+def echo_node(
+    address: nodes.Address, *, calling_ae: str, timeout: float = ECHO_TIMEOUT
+) -> nodes.EchoResult:
+    """C-ECHO a registered node, answered in the nodes domain's terms (for the REST API)."""
+    if address.tls:
+        raise nodes.EchoUnavailable(
+            f"node {address.name!r} has tls = true, and openpacs cannot connect over TLS yet"
+        )
+    peer = scu.Peer(address.ae_title, address.host, address.port)
+    try:
+        result = scu.echo(peer, calling_ae=calling_ae, timeout=timeout)
+    except scu.NoAnswer as exc:
+        raise nodes.PeerSilent(str(exc)) from exc
+    except scu.AssociationFailed as exc:
+        raise nodes.PeerRefused(str(exc)) from exc
+    except OSError as exc:  # e.g. a host name that does not resolve
+        raise nodes.PeerRefused(f"cannot reach {address.host}:{address.port}: {exc}") from exc
+    return nodes.EchoResult(result.status, result.seconds)
+
+
+def seed_nodes(core: Core) -> None:
+    """Add the nodes of openpacs.toml to the registry; the file wins for the names it holds."""
+    with core.writing() as session:
+        report = nodes.seed(session, core.settings.nodes)
+    for verb, names in (("added", report.added), ("updated", report.updated)):
+        if names:
+            logs.get_logger("api").info(
+                "nodes %s from the configuration: %s", verb, ", ".join(names)
+            )
+
+
+def start_jobs(core: Core) -> JobRunner:
+    runner = JobRunner(core.sessions, core.write_lock, core.settings.jobs)
+    # Job kinds (store, move, get, find) register here, before start: runner.register(...).
+    runner.start()
+    return runner
+
+
+def web_services(core: Core, runner: JobRunner) -> Services:
+    """What the HTTP side may ask of the DIMSE side; we call peers with our Store SCP's AE
+    title, the one they know us by."""
+    calling_ae = core.settings.storescp.ae_title
+    return Services(echo=functools.partial(echo_node, calling_ae=calling_ae), wake_jobs=runner.wake)
+
+
 def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; associations in flight get `shutdown_grace` seconds."""
     logs.setup(settings.logging)
     core = open_core(settings)
+    seed_nodes(core)
     removed = core.storage.clean_temp(older_than=0)
     if removed:
         log.info("removed %d temporary files left by an earlier run", removed)
@@ -52,7 +120,9 @@ def serve(settings: Settings) -> None:
         )
     children = _start_workers(settings, workers - 1, shared)
     listener = start_store(core, shared_socket=shared)
-    app = create_app(core)
+    qr_listener = start_qr(core)
+    runner = start_jobs(core)
+    app = create_app(core, web_services(core, runner))
     config = uvicorn.Config(
         app,
         host=settings.http.host,
@@ -72,7 +142,10 @@ def serve(settings: Settings) -> None:
     finally:
         for child in children:
             child.terminate()
+        # Running jobs stop at their next item and resume at the next start.
+        runner.stop(settings.storescp.shutdown_grace)
         listener.stop(settings.storescp.shutdown_grace)
+        qr_listener.stop(settings.qrscp.shutdown_grace)
         for child in children:
             child.join(settings.storescp.shutdown_grace + 5)
         core.close()
@@ -135,6 +208,10 @@ def run_store_worker(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    # Wake up now and then: the kernel may hand SIGTERM to another thread (an acceptor blocked
+    # in accept()), and Python runs the handler only when the main thread next wakes; an
+    # untimed wait would sleep through it and the receiver would outlive its server.
+    while not stop.wait(0.5):
+        pass
     listener.stop(settings.storescp.shutdown_grace)
     core.close()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from openpacs.archive.core import Core
-from openpacs.dimse.receiver import StoreListener as Listener
+from openpacs.dimse.engine import Listener
+from openpacs.dimse.qr_scp import make_qr_listener
 from openpacs.server import start_store
 
 # Without TCP_NODELAY every dcmtk round trip stalls on Nagle + delayed ACK (INTEROP.md).
@@ -26,6 +27,25 @@ def database_url(sqlite_url: str) -> str:
 @pytest.fixture
 def store_scp(core: Core) -> Iterator[Listener]:
     listener = start_store(core)
+    try:
+        yield listener
+    finally:
+        listener.stop(grace=2)
+
+
+@pytest.fixture
+def move_destinations() -> dict[str, tuple[str, int]]:
+    """C-MOVE destinations the Q/R SCP knows: AE title → (host, port); tests add theirs."""
+    return {}
+
+
+@pytest.fixture
+def qr_scp(core: Core, move_destinations: dict[str, tuple[str, int]]) -> Iterator[Listener]:
+    # A pending response after every sub-operation, so tests see each count.
+    listener = make_qr_listener(
+        core.settings.qrscp, core.sessions, core.storage, move_destinations.get, pending_every=1
+    )
+    listener.start()
     try:
         yield listener
     finally:

@@ -44,6 +44,8 @@ def _env(settings: Settings) -> dict[str, str]:
         "OPENPACS_STORESCP__HOST": "127.0.0.1",
         "OPENPACS_STORESCP__SHUTDOWN_GRACE": str(settings.storescp.shutdown_grace),
         "OPENPACS_STORESCP__WORKERS": str(settings.storescp.workers),
+        "OPENPACS_QRSCP__PORT": str(settings.qrscp.port),
+        "OPENPACS_QRSCP__HOST": "127.0.0.1",
         "OPENPACS_HTTP__PORT": str(settings.http.port),
         "OPENPACS_HTTP__HOST": "127.0.0.1",
         "OPENPACS_DATABASE__URL": settings.database.url,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from openpacs.archive.core import Core
 from openpacs.archive.models import Instance, Patient, Series, Study
-from openpacs.dimse.receiver import StoreListener as Listener
+from openpacs.dimse.engine import Listener
 from openpacs.dimse.store_scp import make_store_listener
 from tests.conftest import need, sample
 from tests.generators import ct_series

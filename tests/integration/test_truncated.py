@@ -18,7 +18,7 @@ from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
 
 from openpacs.archive.core import Core
-from openpacs.dimse.receiver import StoreListener as Listener
+from openpacs.dimse.engine import Listener
 from openpacs.dimse.store_scp import make_store_listener
 from tests.generators import ct_series
 

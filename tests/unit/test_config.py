@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,52 @@ def test_shipped_openpacs_toml_documents_every_key_at_its_default() -> None:
 
 
 def test_every_setting_has_a_description() -> None:
-    for section in config.Settings.model_fields:
-        model = getattr(config.Settings.model_construct(), section)
-        for key, info in type(model).model_fields.items():
+    for section, field in config.Settings.model_fields.items():
+        if typing.get_origin(field.annotation) is list:  # an array of tables: [[nodes]]
+            assert field.description, f"[[{section}]] has no description"
+            (model,) = typing.get_args(field.annotation)
+        else:
+            model = type(getattr(config.Settings.model_construct(), section))
+        for key, info in model.model_fields.items():
             assert info.description, f"{section}.{key} has no description"
+
+
+def test_nodes_are_an_array_of_tables_that_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "nodes.toml"
+    path.write_text(
+        '[[nodes]]\nname = "orthanc"\nae_title = "ORTHANC"\nhost = "10.0.0.2"\nport = 4242\n'
+        '[[nodes]]\nname = "影像科"\nae_title = "CT1"\nhost = "ct1"\nport = 104\n'
+        'permissions = ["echo", "echo"]\n',
+        encoding="utf-8",
+    )
+    settings = config.load(path)
+    assert [n.name for n in settings.nodes] == ["orthanc", "影像科"]
+    assert settings.nodes[0].uses == ["store_target", "qr_source", "move_destination"]
+    assert settings.nodes[1].permissions == [config.Permission.echo]
+    again = tmp_path / "again.toml"
+    again.write_text(config.render_toml(settings, documented=False), encoding="utf-8")
+    assert config.load(again).model_dump() == settings.model_dump()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("ae_title", '"A_TITLE_THAT_IS_TOO_LONG"'),
+        ("ae_title", '"BACK\\\\SLASH"'),
+        ("port", "0"),
+        ("port", "70000"),
+        ("host", '" "'),
+        ("name", '"a/b"'),
+        ("uses", '["archive"]'),
+    ],
+)
+def test_invalid_node_names_the_key(tmp_path: Path, key: str, value: str) -> None:
+    fields = {"name": '"pacs"', "ae_title": '"PACS"', "host": '"h"', "port": "104", key: value}
+    path = tmp_path / "bad.toml"
+    body = "".join(f"{k} = {v}\n" for k, v in fields.items())
+    path.write_text("[[nodes]]\n" + body, encoding="utf-8")
+    with pytest.raises(config.ConfigError, match=rf"nodes\.0\.{key}"):
+        config.load(path)
 
 
 def test_file_then_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,3 +46,17 @@ def test_text_joins_multiple_values_and_drops_padding() -> None:
     assert values.text("  ") is None
     assert values.integer("12 ") == 12
     assert values.integer("x") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "folded"),
+    [
+        ("Müller^Jürgen", " muller jurgen "),
+        ("Zhang^San=张^三=チョウ^サン", " zhang san 张 三 チョウ サン "),
+        ("  ", None),
+        (None, None),
+        ("ÅSTRÖM^ÉLISE^^DR", " astrom elise dr "),
+    ],
+)
+def test_fold_name(name: str | None, folded: str | None) -> None:
+    assert values.fold_name(name) == folded

@@ -147,7 +147,12 @@ def test_system_on_an_empty_archive(client: Client, settings: Settings, core: Co
             "service": "storescp",
             "ae_title": settings.storescp.ae_title,
             "port": settings.storescp.port,
-        }
+        },
+        {
+            "service": "qrscp",
+            "ae_title": settings.qrscp.ae_title,
+            "port": settings.qrscp.port,
+        },
     ]
     assert info["http_port"] == settings.http.port
     assert info["database"] == core.engine.dialect.name
@@ -168,7 +173,7 @@ def test_system_shows_configured_listener(tmp_path: Path, database_url: str) -> 
         info = Client(create_app(core)).get("/api/system").json()
     finally:
         core.close()
-    assert info["dicom"] == [{"service": "storescp", "ae_title": "SITEPACS", "port": port}]
+    assert info["dicom"][0] == {"service": "storescp", "ae_title": "SITEPACS", "port": port}
 
 
 def test_system_counts_what_was_stored(client: Client, core: Core, tmp_path: Path) -> None:

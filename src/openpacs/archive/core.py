@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +24,14 @@ class Core:
     sessions: sessionmaker[Session]
     storage: FileSystemStorage
     archive: Archive
+    # Turns for SQLite writers, shared with the ingest path (a no-op on PostgreSQL).
+    write_lock: db.WriteLock | db.NoLock = field(default_factory=db.NoLock)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Session]:
+        """One write transaction (committed on success), taking turns with other writers."""
+        with self.write_lock, db.write_session(self.sessions) as session:
+            yield session
 
     def counts(self) -> index.Counts:
         try:
@@ -59,12 +69,13 @@ def open_core(settings: Settings, *, migrate: bool = True) -> Core:
     storage = FileSystemStorage(
         settings.storage.root, settings.storage.layout, fsync=settings.storage.fsync
     )
+    write_lock = db.write_lock(engine)
     archive = Archive(
         storage,
         sessions,
         duplicates=settings.storage.duplicates,
         repair_charset=settings.storage.add_missing_charset,
         compression=settings.storage.compression,
-        write_lock=db.write_lock(engine),
+        write_lock=write_lock,
     )
-    return Core(settings, engine, sessions, storage, archive)
+    return Core(settings, engine, sessions, storage, archive, write_lock)

@@ -54,3 +54,7 @@ class InvalidQuery(ArchiveError):
         super().__init__(f"{keyword}: {reason}")
         self.keyword = keyword
         self.reason = reason
+
+
+class Conflict(ArchiveError):
+    """The request does not fit the current state: a name taken already, a job finished."""

@@ -55,9 +55,10 @@ def _other_patient_ids(ds: Dataset) -> str | None:
 
 
 def _names(
-    keyword: str, full: str, alphabetic: str, ideographic: str, phonetic: str
+    keyword: str, full: str, alphabetic: str, ideographic: str, phonetic: str, folded: str
 ) -> dict[str, Getter]:
-    """Getters for a PN attribute's whole value and each of its component groups."""
+    """Getters for a PN attribute's whole value, each of its component groups, and its folded
+    words (fuzzy matching)."""
 
     def groups(ds: Dataset) -> v.NameGroups:
         return v.person_name(ds.get(keyword))
@@ -67,6 +68,7 @@ def _names(
         alphabetic: lambda ds: groups(ds).alphabetic,
         ideographic: lambda ds: groups(ds).ideographic,
         phonetic: lambda ds: groups(ds).phonetic,
+        folded: lambda ds: v.fold_name(groups(ds).full),
     }
 
 
@@ -82,6 +84,7 @@ PATIENT: dict[str, Getter] = {
         "patient_name_alphabetic",
         "patient_name_ideographic",
         "patient_name_phonetic",
+        "patient_name_folded",
     ),
     "patient_birth_date": _attr("PatientBirthDate", v.da),
     "patient_birth_time": _attr("PatientBirthTime", v.tm),
@@ -107,6 +110,7 @@ STUDY: dict[str, Getter] = {
         "referring_physician_alphabetic",
         "referring_physician_ideographic",
         "referring_physician_phonetic",
+        "referring_physician_folded",
     ),
     "name_of_physicians_reading_study": _attr("NameOfPhysiciansReadingStudy"),
     "admitting_diagnoses_description": _attr("AdmittingDiagnosesDescription"),

@@ -13,8 +13,21 @@ on or return by default, so queries never open files. Conventions:
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names make migrations reproducible across SQLite and PostgreSQL.
@@ -53,6 +66,8 @@ class Patient(Base):
     patient_name_alphabetic: Mapped[str | None] = mapped_column(PN, index=True)
     patient_name_ideographic: Mapped[str | None] = mapped_column(PN, index=True)
     patient_name_phonetic: Mapped[str | None] = mapped_column(PN, index=True)
+    # Folded words of the whole name (values.fold_name) for fuzzy matching.
+    patient_name_folded: Mapped[str | None] = mapped_column(String(400))
     patient_birth_date: Mapped[str | None] = mapped_column(DA, index=True)
     patient_birth_time: Mapped[str | None] = mapped_column(TM)
     patient_sex: Mapped[str | None] = mapped_column(SH, index=True)
@@ -85,6 +100,7 @@ class Study(Base):
     referring_physician_alphabetic: Mapped[str | None] = mapped_column(PN, index=True)
     referring_physician_ideographic: Mapped[str | None] = mapped_column(PN, index=True)
     referring_physician_phonetic: Mapped[str | None] = mapped_column(PN)
+    referring_physician_folded: Mapped[str | None] = mapped_column(String(400))
     name_of_physicians_reading_study: Mapped[str | None] = mapped_column(Text)
     admitting_diagnoses_description: Mapped[str | None] = mapped_column(Text)
     patient_age: Mapped[str | None] = mapped_column(String(4))
@@ -178,3 +194,91 @@ class Instance(Base):
     origin: Mapped[str] = mapped_column(String(16))
 
     series: Mapped[Series] = relationship(back_populates="instances", lazy="raise")
+
+
+# --- Remote nodes and jobs (domain services beside the archive: openpacs.nodes, openpacs.jobs) ---
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A UTC timestamp that reads back timezone-aware on SQLite too (which stores it naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+class Node(Base):
+    """A remote DICOM node. Uses and permissions are columns so listeners test them in SQL."""
+
+    __tablename__ = "node"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    ae_title: Mapped[str] = mapped_column(String(16), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # What openpacs uses the node for (config.NodeUse).
+    store_target: Mapped[bool] = mapped_column(Boolean, default=False)
+    qr_source: Mapped[bool] = mapped_column(Boolean, default=False)
+    move_destination: Mapped[bool] = mapped_column(Boolean, default=False)
+    printer: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the node may ask of openpacs (config.Permission).
+    may_echo: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_store: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_find: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_move: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_get: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+
+
+class Job(Base):
+    """Long work that survives a restart. `state` holds a jobs.JobState value."""
+
+    __tablename__ = "job"
+    # Workers look for due work: state = 'queued' and next_attempt_at <= now.
+    __table_args__ = (Index(None, "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What the handler saved to resume from after a retry or a restart.
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The runner working on it ("host:pid:process:runner") and when it last said so.
+    owner: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    failures: Mapped[list[JobFailure]] = relationship(
+        back_populates="job", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class JobFailure(Base):
+    """One item a job could not handle (an instance, a file) and why."""
+
+    __tablename__ = "job_failure"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    item: Mapped[str] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+
+    job: Mapped[Job] = relationship(back_populates="failures", lazy="raise")

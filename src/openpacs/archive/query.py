@@ -44,6 +44,7 @@ from openpacs.archive import db
 from openpacs.archive.errors import IndexUnavailable, InvalidQuery
 from openpacs.archive.models import Base, Instance, Patient, Series, Study
 from openpacs.dicom import matching as m
+from openpacs.dicom import values
 
 Column: TypeAlias = InstrumentedAttribute[Any]
 Expr: TypeAlias = ColumnElement[Any] | Column
@@ -154,10 +155,13 @@ class Field:
     kind: Kind = Kind.TEXT
     groups: tuple[Column, ...] = ()  # PN: alphabetic, ideographic, phonetic
     time: Column | None = None  # DA: the TM column combined datetime matching pairs it with
+    folded: Column | None = None  # PN: folded words (values.fold_name) for fuzzy matching
 
 
-def _name(keyword: str, level: Level, full: Column, *groups: Column) -> Field:
-    return Field(keyword, level, full, Kind.NAME, groups=groups)
+def _name(
+    keyword: str, level: Level, full: Column, *groups: Column, folded: Column | None = None
+) -> Field:
+    return Field(keyword, level, full, Kind.NAME, groups=groups, folded=folded)
 
 
 P, ST, SE, IM = Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE
@@ -172,6 +176,7 @@ FIELDS: tuple[Field, ...] = (
         Patient.patient_name_alphabetic,
         Patient.patient_name_ideographic,
         Patient.patient_name_phonetic,
+        folded=Patient.patient_name_folded,
     ),
     Field(
         "PatientBirthDate",
@@ -201,6 +206,7 @@ FIELDS: tuple[Field, ...] = (
         Study.referring_physician_alphabetic,
         Study.referring_physician_ideographic,
         Study.referring_physician_phonetic,
+        folded=Study.referring_physician_folded,
     ),
     Field("NameOfPhysiciansReadingStudy", ST, Study.name_of_physicians_reading_study, Kind.NAMES),
     Field("AdmittingDiagnosesDescription", ST, Study.admitting_diagnoses_description, Kind.VALUES),
@@ -612,6 +618,8 @@ class _Sql:
         if not isinstance(matcher, m.NameMatch):
             raise _unmatchable(f.keyword, matcher)
         if self.options.fuzzy:
+            if f.folded is not None:
+                return _folded_fuzzy(f.folded, matcher.text)
             return _fuzzy(f.column, matcher.text)
         ci = not self.options.pn_case_sensitive
         if matcher.any_group is not None:
@@ -677,6 +685,15 @@ def _fuzzy(column: Column, text: str) -> ColumnElement[bool]:
         func.replace(func.replace(column, "^", " "), "=", " "), SEP, " "
     )
     return and_(*(flat.ilike(f"% {m.Wildcard(w).like(ESCAPE)}%", escape=ESCAPE) for w in words))
+
+
+def _folded_fuzzy(folded: Column, text: str) -> ColumnElement[bool]:
+    """Every query word starts some word of the name, accents and case aside: both sides are
+    folded the same way (values.fold_name), so plain LIKE works on every database."""
+    words = (values.fold_name(text) or "").split()
+    if not words:
+        return true()
+    return and_(*(folded.like(f"% {m.Wildcard(w).like(ESCAPE)}%", escape=ESCAPE) for w in words))
 
 
 def _unmatchable(keyword: str, matcher: m.Matcher) -> InvalidQuery:

@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from openpacs.archive.errors import CannotConvert, NotFound
+from openpacs.archive import db, query
+from openpacs.archive.errors import CannotConvert, IndexUnavailable, InvalidQuery, NotFound
 from openpacs.archive.models import Instance, Series
 from openpacs.archive.storage import FileSystemStorage
-from openpacs.dicom import frames, render
+from openpacs.dicom import frames, matching, render
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,55 @@ def find_instance(
     if row is None:
         raise NotFound(f"instance {sop_instance_uid} is not in the archive")
     return _stored(storage, row)
+
+
+def select_instances(
+    session: Session,
+    storage: FileSystemStorage,
+    identifier: Dataset,
+    level: query.Level,
+    model: query.Model,
+    *,
+    relational: bool = False,
+) -> list[StoredInstance]:
+    """The instances a retrieve (C-MOVE, C-GET) identifier names, series by series in their
+    numbering, through the one query engine.
+
+    PS3.4 C.4.2.2.1: the identifier holds the unique key of its level (a single value or a list
+    of UIDs, never a wildcard) and, unless relational retrieval was negotiated, those of the
+    levels above; every other key is ignored. InvalidQuery says what is missing or unusable.
+    """
+    levels = query.MODEL_LEVELS[model]
+    if level not in levels:
+        raise InvalidQuery("QueryRetrieveLevel", f"{model} has no {level} level")
+    named = (level,) if relational else levels[: levels.index(level) + 1]
+    keys = Dataset()
+    for one in named:
+        keys.add(_unique_key(identifier, query.UNIQUE_KEYS[one], level))
+    # The engine's SELECT with the file columns in place of answer columns: one statement.
+    plan = query.prepare(keys, query.Level.IMAGE, model, query.QueryOptions(relational=True))
+    statement = plan.statement(session.get_bind().dialect.name).with_only_columns(*_COLUMNS)
+    try:
+        rows = session.execute(statement).all()
+    except SQLAlchemyError as exc:
+        raise IndexUnavailable(f"index database unreachable: {db.describe(exc)}") from exc
+    return [_stored(storage, row) for row in rows]
+
+
+def _unique_key(identifier: Dataset, keyword: str, level: query.Level) -> Any:
+    element = identifier.data_element(keyword) if keyword in identifier else None
+    if element is None:
+        raise InvalidQuery(keyword, f"missing; a {level} retrieve needs it")
+    try:
+        matcher = matching.parse_element(element)
+    except matching.InvalidQuery as exc:
+        raise InvalidQuery(keyword, exc.reason) from exc
+    if isinstance(matcher, matching.Universal):
+        raise InvalidQuery(keyword, f"a {level} retrieve needs a value")
+    singles = matcher.matchers if isinstance(matcher, matching.AnyOf) else (matcher,)
+    if not all(isinstance(one, matching.Single) for one in singles):
+        raise InvalidQuery(keyword, "one value or a list of UIDs, no wildcards, in a retrieve")
+    return element
 
 
 def representative_instance(

@@ -39,6 +39,7 @@ from pydicom.uid import (
 
 __all__ = [
     "CharsetDecision",
+    "answer_charset",
     "apply_charset",
     "decide_charset",
     "patch_specific_character_set",
@@ -181,6 +182,52 @@ def apply_charset(ds: Dataset, decision: CharsetDecision) -> None:
     elif _CHARSET_TAG in ds:
         del ds[_CHARSET_TAG]
     _rebind_character_set(ds, ds._character_set)
+
+
+UTF8_TERM = "ISO_IR 192"
+
+
+def answer_charset(ds: Dataset, requested: Sequence[str]) -> tuple[str, ...]:
+    """The SpecificCharacterSet to write `ds` (decoded text values) with, for a requester who
+    asked for `requested`: those terms when every text value fits them, else ISO_IR 192 (UTF-8
+    holds everything); () when nothing was asked for and every value is ASCII."""
+    texts = [text for text in _decoded_texts(ds) if not text.isascii()]
+    if not texts:
+        return tuple(requested)
+    if requested and _fits(texts, requested):
+        return tuple(requested)
+    return (UTF8_TERM,)
+
+
+def _decoded_texts(ds: Dataset) -> Iterator[str]:
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value or ():
+                yield from _decoded_texts(item)
+        elif elem.VR in _TEXT_VRS and elem.value is not None:
+            values = elem.value if elem.VM > 1 else [elem.value]
+            yield from (str(value) for value in values)
+
+
+def _fits(texts: Sequence[str], terms: Sequence[str]) -> bool:
+    """Whether each text can be written in `terms`: each character in one of its encodings
+    (code extensions switch between them per character run)."""
+    if any(term not in python_encoding for term in terms):
+        return False
+    encodings = [python_encoding[term] for term in terms]
+    for text in texts:
+        for char in set(text):
+            if not any(_encodes(char, encoding) for encoding in encodings):
+                return False
+    return True
+
+
+def _encodes(char: str, encoding: str) -> bool:
+    try:
+        char.encode(encoding)
+    except (UnicodeError, LookupError):
+        return False
+    return True
 
 
 def patch_specific_character_set(src: Path, dst: Path, values: Sequence[str]) -> None:

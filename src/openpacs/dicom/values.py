@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -89,3 +90,19 @@ def person_name(value: Any) -> NameGroups:
         ideographic=text(first.ideographic),
         phonetic=text(first.phonetic),
     )
+
+
+_NAME_SEPARATORS = re.compile(r"[\s^=,\\]+")
+
+
+def fold_name(value: Any) -> str | None:
+    """A person name as folded words for accent- and case-insensitive word-prefix search:
+    components and groups split, accents dropped, case folded, each word preceded by a space
+    (' muller jurgen ', ' zhang san 张 三 '), so `LIKE '% mul%'` finds a word start."""
+    name = text(value)
+    if name is None:
+        return None
+    decomposed = unicodedata.normalize("NFKD", name)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    words = [word for word in _NAME_SEPARATORS.split(plain) if word]
+    return " " + " ".join(words) + " " if words else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pynetdicom import AE
 
@@ -37,6 +38,18 @@ class AssociationFailed(Exception):
     """The peer could not be reached or rejected the association."""
 
 
+class Refused(AssociationFailed):
+    """The peer said no: connection refused, association rejected or aborted."""
+
+
+class NoAnswer(AssociationFailed):
+    """Nothing came back from the peer before the timeout."""
+
+
+# Only waiting for silence takes (nearly) the whole timeout; a refusal comes back at once.
+SILENCE = 0.9
+
+
 @dataclass(frozen=True)
 class EchoResult:
     status: int
@@ -49,19 +62,39 @@ def echo(peer: Peer, *, calling_ae: str = "OPENPACS", timeout: float = 10) -> Ec
     ae.acse_timeout = timeout
     ae.dimse_timeout = timeout
     ae.network_timeout = timeout
+    ae.connection_timeout = timeout
     ae.add_requested_context(VERIFICATION)
     started = time.perf_counter()
     assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
     if not assoc.is_established:
-        reason = "rejected" if assoc.is_rejected else "no answer or aborted"
-        raise AssociationFailed(
-            f"association with {peer.ae_title}@{peer.host}:{peer.port} failed ({reason}); "
-            "check the host, port and the called AE title"
-        )
+        raise _failure(peer, assoc, time.perf_counter() - started, timeout)
     try:
         status = assoc.send_c_echo()
     finally:
         assoc.release()
     elapsed = time.perf_counter() - started
-    code = int(status.Status) if status and "Status" in status else 0xFFFF
-    return EchoResult(code, elapsed)
+    if not status or "Status" not in status:
+        where = f"{peer.ae_title}@{peer.host}:{peer.port}"
+        if elapsed >= SILENCE * timeout:
+            raise NoAnswer(f"{where} did not answer the C-ECHO within {timeout:g} s")
+        raise Refused(f"{where} aborted the association instead of answering the C-ECHO")
+    return EchoResult(int(status.Status), elapsed)
+
+
+def _failure(peer: Peer, assoc: Any, elapsed: float, timeout: float) -> AssociationFailed:
+    failed = f"association with {peer.ae_title}@{peer.host}:{peer.port} failed"
+    if assoc.is_rejected:
+        answer = assoc.acceptor.primitive
+        why = f"{answer.result_str}, {answer.source_str}: {answer.reason_str}" if answer else "-"
+        return Refused(
+            f"{failed} (rejected); the node says {why}; check the called AE title and that "
+            f"the node accepts our AE title {assoc.requestor.ae_title}"
+        )
+    if elapsed >= SILENCE * timeout:
+        return NoAnswer(
+            f"{failed} (no answer within {timeout:g} s); check the host, port and firewalls "
+            "on the way"
+        )
+    return Refused(
+        f"{failed} (refused or aborted); check the host, port and that the node is running"
+    )

@@ -37,3 +37,26 @@ def status_dataset(code: int, comment: str | None = None) -> Dataset:
         ascii_comment = comment.encode("ascii", "replace").decode("ascii")
         ds.ErrorComment = ascii_comment[:64]
     return ds
+
+
+# Query/Retrieve (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4).
+PENDING = 0xFF00
+PENDING_WITH_WARNING = 0xFF01  # optional keys not supported for matching
+CANCEL = 0xFE00
+UNABLE_TO_CALCULATE_MATCHES = 0xA701
+UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702
+MOVE_DESTINATION_UNKNOWN = 0xA801
+SUBOPERATIONS_WARNING = 0xB000
+UNABLE_TO_PROCESS = 0xC000
+
+QUERY_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (errors.InvalidQuery, DATASET_DOES_NOT_MATCH),
+    (errors.IndexUnavailable, OUT_OF_RESOURCES),
+)
+
+
+def query_status_for(exc: Exception) -> int:
+    for kind, code in QUERY_STATUS:
+        if isinstance(exc, kind):
+            return code
+    return UNABLE_TO_PROCESS

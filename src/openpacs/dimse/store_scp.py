@@ -7,53 +7,67 @@ import socket
 from openpacs.archive.errors import ArchiveError
 from openpacs.archive.ingest import Archive, Incoming, Origin
 from openpacs.config import StoreScpSettings
-from openpacs.dimse.receiver import Policy, Received, StoreHandler, StoreListener
+from openpacs.dimse.engine import (
+    C_STORE_RQ,
+    C_STORE_RSP,
+    Association,
+    Handler,
+    Listener,
+    Message,
+    Policy,
+)
 from openpacs.dimse.sop import STORE_TRANSFER_SYNTAXES, VERIFICATION, storage_sop_classes
-from openpacs.dimse.status import SUCCESS, status_for
+from openpacs.dimse.status import CANNOT_UNDERSTAND, SUCCESS, status_for
 from openpacs.logs import get_logger
 
 log = get_logger("storescp")
 
 
-def make_store_handler(archive: Archive) -> StoreHandler:
-    def handle_store(received: Received) -> tuple[int, str | None]:
-        incoming = Incoming(
-            path=received.path,
-            origin=Origin.dimse,
-            calling_ae=received.calling_ae,
-            expected_sop_class_uid=received.sop_class_uid,
-            expected_sop_instance_uid=received.sop_instance_uid,
-        )
-        try:
-            result = archive.store(incoming)
-        except ArchiveError as exc:
-            code = status_for(exc)
-            log.warning(
-                "refused %s from %s with 0x%04X: %s",
-                received.sop_instance_uid[:64],
-                received.calling_ae,
-                code,
-                exc,
+def store(archive: Archive, received: Incoming) -> tuple[int, str | None]:
+    """Store one received object: (status, error comment or None), with a log line."""
+    uid = (received.expected_sop_instance_uid or "")[:64]
+    try:
+        result = archive.store(received)
+    except ArchiveError as exc:
+        code = status_for(exc)
+        log.warning("refused %s from %s with 0x%04X: %s", uid, received.calling_ae, code, exc)
+        return code, str(exc)
+    except Exception as exc:
+        log.exception("failed to store %s", uid)
+        return status_for(exc), "internal error; see the storescp log"
+    log.info(
+        "%s %s from %s%s",
+        result.outcome.value,
+        result.keys.sop_instance_uid,
+        received.calling_ae,
+        f" ({'; '.join(result.notes)})" if result.notes else "",
+    )
+    return SUCCESS, None
+
+
+def make_store_handler(archive: Archive) -> Handler:
+    def handle_store(assoc: Association, message: Message) -> None:
+        sop_class, sop_instance = message.sop_class_uid, message.sop_instance_uid
+        comment: str | None
+        if message.path is None:
+            status, comment = CANNOT_UNDERSTAND, "C-STORE-RQ without a dataset"
+        else:
+            incoming = Incoming(
+                path=message.path,
+                origin=Origin.dimse,
+                calling_ae=assoc.calling_ae,
+                expected_sop_class_uid=sop_class,
+                expected_sop_instance_uid=sop_instance,
             )
-            return code, str(exc)
-        except Exception as exc:
-            log.exception("failed to store %s", received.sop_instance_uid[:64])
-            return status_for(exc), "internal error; see the storescp log"
-        log.info(
-            "%s %s from %s%s",
-            result.outcome.value,
-            result.keys.sop_instance_uid,
-            received.calling_ae,
-            f" ({'; '.join(result.notes)})" if result.notes else "",
-        )
-        return SUCCESS, None
+            status, comment = store(archive, incoming)
+        assoc.respond(message, C_STORE_RSP, status, comment=comment, sop_instance_uid=sop_instance)
 
     return handle_store
 
 
 def make_store_listener(
     settings: StoreScpSettings, archive: Archive, *, shared_socket: socket.socket | None = None
-) -> StoreListener:
+) -> Listener:
     policy = Policy(
         ae_title=settings.ae_title,
         require_called_ae=settings.require_called_ae,
@@ -64,9 +78,9 @@ def make_store_listener(
         network_timeout=settings.network_timeout,
         max_associations=settings.max_associations,
     )
-    return StoreListener(
+    return Listener(
         policy,
-        make_store_handler(archive),
+        {C_STORE_RQ: make_store_handler(archive)},
         settings.host,
         settings.port,
         archive.storage.temp_dir,

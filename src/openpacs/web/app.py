@@ -10,7 +10,10 @@ from pydantic import BaseModel
 
 from openpacs import __version__
 from openpacs.archive.core import Core
-from openpacs.web import errors, ohif
+from openpacs.web import dicomweb, errors, ohif
+from openpacs.web.api import jobs as jobs_api
+from openpacs.web.api import nodes as nodes_api
+from openpacs.web.api.deps import Services
 
 
 class Counts(BaseModel):
@@ -37,15 +40,20 @@ class SystemInfo(BaseModel):
     storage_free_bytes: int
 
 
-def create_app(core: Core) -> FastAPI:
+def create_app(core: Core, services: Services | None = None) -> FastAPI:
+    """The app over `core`; `services` (from server.py) lends it the DIMSE side, e.g. C-ECHO."""
     app = FastAPI(
         title="openpacs",
         version=__version__,
         description="A lightweight PACS: DICOM archive, DICOMweb and REST API.",
     )
     app.state.core = core
+    app.state.services = services or Services()
     errors.install(app)
+    dicomweb.install(app, core)
     app.include_router(ohif.router())
+    app.include_router(nodes_api.router)
+    app.include_router(jobs_api.router)
 
     @app.get("/health", tags=["system"])
     def health() -> JSONResponse:
@@ -68,7 +76,12 @@ def create_app(core: Core) -> FastAPI:
                     service="storescp",
                     ae_title=settings.storescp.ae_title,
                     port=settings.storescp.port,
-                )
+                ),
+                Listener(
+                    service="qrscp",
+                    ae_title=settings.qrscp.ae_title,
+                    port=settings.qrscp.port,
+                ),
             ],
             http_port=settings.http.port,
             database=core.engine.dialect.name,

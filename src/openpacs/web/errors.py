@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from openpacs import nodes
 from openpacs.archive import errors
 from openpacs.logs import get_logger
 
@@ -15,6 +16,10 @@ HTTP_STATUS: tuple[tuple[type[errors.ArchiveError], int], ...] = (
     (errors.NotFound, 404),
     (errors.CannotConvert, 406),
     (errors.DuplicateRefused, 409),
+    (errors.Conflict, 409),
+    (nodes.EchoUnavailable, 501),
+    (nodes.PeerRefused, 502),
+    (nodes.PeerSilent, 504),
     (errors.InvalidInstance, 400),
     (errors.InvalidQuery, 400),
     (errors.StorageFull, 507),

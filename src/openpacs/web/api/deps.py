@@ -1,0 +1,52 @@
+"""What routes get injected: one session per request, and the services of the DIMSE side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from openpacs.archive.core import Core
+from openpacs.nodes import Echo
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Services:
+    """What HTTP may ask of the DIMSE side. The composition root (server.py) builds it from
+    openpacs.dimse, so openpacs.web never imports it; missing ones answer 501."""
+
+    echo: Echo | None = None
+    # Called after a job is queued again, so an idle worker starts it now, not at its next poll.
+    wake_jobs: Callable[[], None] = _nothing
+
+
+def core_of(request: Request) -> Core:
+    return request.app.state.core  # type: ignore[no-any-return]
+
+
+def services_of(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _read(request: Request) -> Iterator[Session]:
+    with core_of(request).sessions() as session:
+        yield session
+
+
+def _write(request: Request) -> Iterator[Session]:
+    # Committed when the route returns, before the answer leaves (scope="function" below), so a
+    # failed commit is an error response, never a success that did not happen.
+    with core_of(request).writing() as session:
+        yield session
+
+
+ReadSession = Annotated[Session, Depends(_read, scope="function")]
+WriteSession = Annotated[Session, Depends(_write, scope="function")]
+ServicesDep = Annotated[Services, Depends(services_of)]

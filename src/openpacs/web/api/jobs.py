@@ -1,0 +1,113 @@
+"""/api/jobs: follow, cancel and retry jobs (send, retrieve, forward)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Query
+from pydantic import BaseModel
+
+from openpacs import jobs, logs
+from openpacs.archive.models import Job, JobFailure
+from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession
+
+log = logs.get_logger("api")
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+FAILURES_SHOWN = 1000
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    state: jobs.JobState
+    parameters: dict[str, Any]
+    total: int
+    done: int
+    failed: int
+    attempts: int
+    next_attempt_at: dt.datetime | None  # queued jobs only: when a worker may start it
+    error: str | None
+    cancel_requested: bool
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(**_fields(job))
+
+
+class FailureOut(BaseModel):
+    item: str
+    reason: str
+    at: dt.datetime
+
+    @classmethod
+    def of(cls, failure: JobFailure) -> FailureOut:
+        return cls(item=failure.item, reason=failure.reason, at=failure.at)
+
+
+class JobDetail(JobOut):
+    failures: list[FailureOut]  # the first FAILURES_SHOWN of the latest attempt
+
+
+def _fields(job: Job) -> dict[str, Any]:
+    queued = job.state == jobs.JobState.queued
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "parameters": job.parameters,
+        "total": job.total,
+        "done": job.done,
+        "failed": job.failed,
+        "attempts": job.attempts,
+        "next_attempt_at": job.next_attempt_at if queued else None,
+        "error": job.error,
+        "cancel_requested": job.cancel_requested,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(
+    session: ReadSession,
+    state: jobs.JobState | None = None,
+    kind: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[JobOut]:
+    """Newest first, optionally only one state or kind."""
+    found = jobs.list_jobs(session, state=state, kind=kind, limit=limit, offset=offset)
+    return [JobOut.of(job) for job in found]
+
+
+@router.get("/{job_id}", response_model=JobDetail)
+def get_job(job_id: int, session: ReadSession) -> JobDetail:
+    """The job, with the items its latest attempt could not handle and why."""
+    job = jobs.get(session, job_id)
+    failures = jobs.failures(session, job_id, limit=FAILURES_SHOWN)
+    return JobDetail(**_fields(job), failures=[FailureOut.of(f) for f in failures])
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: int, session: WriteSession) -> JobOut:
+    """A queued job is cancelled at once, a running one at its next item; 409 when finished."""
+    job = jobs.cancel(session, job_id)
+    log.info("job %d: cancel requested (%s)", job_id, job.state)
+    return JobOut.of(job)
+
+
+@router.post("/{job_id}/retry", response_model=JobOut)
+def retry_job(
+    job_id: int, session: WriteSession, services: ServicesDep, background: BackgroundTasks
+) -> JobOut:
+    """Queue a failed, partly failed or cancelled job again with fresh attempts; 409 otherwise."""
+    job = jobs.retry(session, job_id)
+    log.info("job %d queued again", job_id)
+    # After the commit (background tasks run once the answer is out), or the worker misses it.
+    background.add_task(services.wake_jobs)
+    return JobOut.of(job)

@@ -1,0 +1,111 @@
+"""/api/nodes: the registry of remote DICOM nodes, and C-ECHO to verify one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import quote
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel
+
+from openpacs import logs, nodes
+from openpacs.archive.models import Node
+from openpacs.config import NodeSettings, NodeUse, Permission
+from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession
+
+log = logs.get_logger("api")
+router = APIRouter(prefix="/api/nodes", tags=["nodes"])
+
+
+class NodeIn(NodeSettings):
+    """A remote node as POST and PUT take it; PUT replaces every field (and may rename)."""
+
+
+class NodeOut(BaseModel):
+    name: str
+    ae_title: str
+    host: str
+    port: int
+    tls: bool
+    description: str
+    uses: list[NodeUse]
+    permissions: list[Permission]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, node: Node) -> NodeOut:
+        return cls(
+            name=node.name,
+            ae_title=node.ae_title,
+            host=node.host,
+            port=node.port,
+            tls=node.tls,
+            description=node.description,
+            uses=nodes.uses(node),
+            permissions=nodes.permissions(node),
+            created_at=node.created_at,
+            updated_at=node.updated_at,
+        )
+
+
+class EchoOut(BaseModel):
+    node: str
+    ae_title: str
+    host: str
+    port: int
+    status: int
+    round_trip_ms: float
+
+
+@router.get("", response_model=list[NodeOut])
+def list_nodes(session: ReadSession) -> list[NodeOut]:
+    """Every registered node, by name."""
+    return [NodeOut.of(node) for node in nodes.list_nodes(session)]
+
+
+@router.post("", response_model=NodeOut, status_code=status.HTTP_201_CREATED)
+def add_node(spec: NodeIn, session: WriteSession, response: Response) -> NodeOut:
+    """Register a node; 409 when the name is taken."""
+    node = nodes.create(session, spec)
+    log.info("node %s added: %s@%s:%d", node.name, node.ae_title, node.host, node.port)
+    response.headers["Location"] = f"/api/nodes/{quote(node.name)}"  # names may be Chinese
+    return NodeOut.of(node)
+
+
+@router.get("/{name}", response_model=NodeOut)
+def get_node(name: str, session: ReadSession) -> NodeOut:
+    return NodeOut.of(nodes.get(session, name))
+
+
+@router.put("/{name}", response_model=NodeOut)
+def replace_node(name: str, spec: NodeIn, session: WriteSession) -> NodeOut:
+    """Replace a node's fields; a different `name` in the body renames it. A node written in
+    openpacs.toml takes the file's values again at the next start."""
+    node = nodes.update(session, name, spec)
+    log.info("node %s changed: %s@%s:%d", node.name, node.ae_title, node.host, node.port)
+    return NodeOut.of(node)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_node(name: str, session: WriteSession) -> Response:
+    nodes.delete(session, name)
+    log.info("node %s removed", name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{name}/echo", response_model=EchoOut)
+def echo_node(name: str, session: ReadSession, services: ServicesDep) -> EchoOut:
+    """C-ECHO the node: the round-trip time (association + echo + release); 502 when it
+    refuses, 504 when it does not answer, each with the reason."""
+    node = nodes.get(session, name)
+    result = nodes.verify(services.echo, node)
+    log.info("C-ECHO node %s: %.1f ms", node.name, result.seconds * 1000)
+    return EchoOut(
+        node=node.name,
+        ae_title=node.ae_title,
+        host=node.host,
+        port=node.port,
+        status=result.status,
+        round_trip_ms=round(result.seconds * 1000, 3),
+    )

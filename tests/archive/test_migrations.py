@@ -1,0 +1,31 @@
+"""Schema migrations on a database that already holds data (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from alembic import command
+from sqlalchemy import create_engine, text
+
+from openpacs.archive import db
+
+
+def test_folded_names_are_filled_in_for_existing_patients(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        config = db._alembic_config(engine)
+        command.upgrade(config, "0002")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO patient (patient_id, issuer_of_patient_id, patient_name, "
+                    "number_of_studies, number_of_series, number_of_instances, created_at, "
+                    "updated_at) VALUES ('P1', '', 'Müller^Jürgen', 0, 0, 0, "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        db.migrate(engine)
+        with engine.connect() as conn:
+            folded = conn.execute(text("SELECT patient_name_folded FROM patient")).scalar_one()
+        assert folded == " muller jurgen "
+        command.downgrade(config, "0002")
+    finally:
+        engine.dispose()

@@ -1,0 +1,152 @@
+"""/api/jobs as a client sees it: list, read, cancel, retry, over a real index and runner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from openpacs import jobs
+from openpacs.archive.core import Core
+from openpacs.config import JobsSettings
+from openpacs.jobs import JobContext, JobRunner
+from openpacs.web.api.deps import Services
+from openpacs.web.app import create_app
+from tests.web.client import Client
+
+
+def copy_items(parameters: dict[str, Any], context: JobContext) -> None:
+    context.set_total(len(parameters["items"]))
+    for item in parameters["items"]:
+        context.check_cancelled()
+        if item.startswith("bad"):
+            context.add_failure(item, "destination refused it (0xA700)")
+        else:
+            context.add_done()
+
+
+@pytest.fixture
+def runner(core: Core) -> JobRunner:
+    """A runner driven one job at a time by the tests (never started)."""
+    runner = JobRunner(core.sessions, core.write_lock, JobsSettings(backoff_seconds=0))
+    runner.register("copy", copy_items)
+    return runner
+
+
+class Wakes:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def wakes() -> Wakes:
+    return Wakes()
+
+
+@pytest.fixture
+def client(core: Core, wakes: Wakes) -> Client:
+    return Client(create_app(core, Services(wake_jobs=wakes)))
+
+
+def test_list_newest_first_and_filtered(client: Client, runner: JobRunner) -> None:
+    first = runner.submit("copy", {"items": ["a"]})
+    second = runner.submit("copy", {"items": ["b"]})
+    runner.run_next()  # the oldest runs first
+
+    listed = client.get("/api/jobs").json()
+    assert [job["id"] for job in listed] == [second, first]
+    assert [job["state"] for job in listed] == ["queued", "succeeded"]
+    assert [j["id"] for j in client.get("/api/jobs?state=succeeded").json()] == [first]
+    assert client.get("/api/jobs?kind=move").json() == []
+    assert [j["id"] for j in client.get("/api/jobs?limit=1&offset=1").json()] == [first]
+    queued = listed[0]
+    assert queued["next_attempt_at"] is not None and listed[1]["next_attempt_at"] is None
+
+
+@pytest.mark.parametrize("query", ["state=done", "limit=0", "limit=1001", "offset=-1"])
+def test_bad_list_parameters_are_422(client: Client, query: str) -> None:
+    assert client.get(f"/api/jobs?{query}").status_code == 422
+
+
+def test_a_job_with_its_progress_and_failures(client: Client, runner: JobRunner) -> None:
+    job_id = runner.submit("copy", {"items": ["ok", "bad-1", "ok", "bad-2"]})
+    runner.run_next()
+    response = client.get(f"/api/jobs/{job_id}")
+    assert response.status_code == 200
+    job = response.json()
+    assert {k: job[k] for k in ("kind", "state", "total", "done", "failed", "attempts")} == {
+        "kind": "copy",
+        "state": "partly_failed",
+        "total": 4,
+        "done": 2,
+        "failed": 2,
+        "attempts": 1,
+    }
+    assert job["parameters"] == {"items": ["ok", "bad-1", "ok", "bad-2"]}
+    assert job["error"] == "2 of 4 items failed" and job["cancel_requested"] is False
+    assert [(f["item"], f["reason"]) for f in job["failures"]] == [
+        ("bad-1", "destination refused it (0xA700)"),
+        ("bad-2", "destination refused it (0xA700)"),
+    ]
+    assert job["created_at"] <= job["started_at"] <= job["finished_at"]
+
+
+def test_unknown_jobs_are_404(client: Client) -> None:
+    for method, path in [
+        ("GET", "/api/jobs/42"),
+        ("POST", "/api/jobs/42/cancel"),
+        ("POST", "/api/jobs/42/retry"),
+    ]:
+        response = client.request(method, path)
+        assert response.status_code == 404
+        assert response.json() == {
+            "error": "JobNotFound",
+            "detail": "no job 42; GET /api/jobs lists them",
+        }
+    assert client.get("/api/jobs/not-a-number").status_code == 422
+
+
+def test_cancel_then_retry(client: Client, runner: JobRunner, wakes: Wakes) -> None:
+    job_id = runner.submit("copy", {"items": ["a", "b"]})
+    response = client.post(f"/api/jobs/{job_id}/cancel")
+    assert response.status_code == 200
+    assert response.json()["state"] == "cancelled" and response.json()["finished_at"]
+    assert runner.run_next() is None
+
+    response = client.post(f"/api/jobs/{job_id}/cancel")
+    assert response.status_code == 409
+    assert "cancelled already" in response.json()["detail"]
+
+    response = client.post(f"/api/jobs/{job_id}/retry")
+    assert response.status_code == 200
+    retried = response.json()
+    assert (retried["state"], retried["attempts"], retried["finished_at"]) == ("queued", 0, None)
+    assert wakes.count == 1  # an idle worker is told at once
+
+    response = client.post(f"/api/jobs/{job_id}/retry")
+    assert response.status_code == 409
+    assert response.json()["error"] == "JobConflict"
+
+    assert runner.run_next() == job_id
+    assert client.get(f"/api/jobs/{job_id}").json()["state"] == "succeeded"
+    assert client.post(f"/api/jobs/{job_id}/retry").status_code == 409
+
+
+def test_cancel_a_running_job_sets_the_flag(client: Client, core: Core) -> None:
+    with core.writing() as session:
+        job = jobs.create(session, "copy", {"items": []})
+        job.state = jobs.JobState.running
+    response = client.post(f"/api/jobs/{job.id}/cancel")
+    assert response.status_code == 200
+    assert response.json()["state"] == "running" and response.json()["cancel_requested"] is True
+
+
+def test_openapi_documents_the_job_routes(client: Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/api/jobs"]) == {"get"}
+    assert set(paths["/api/jobs/{job_id}"]) == {"get"}
+    assert set(paths["/api/jobs/{job_id}/cancel"]) == {"post"}
+    assert set(paths["/api/jobs/{job_id}/retry"]) == {"post"}
