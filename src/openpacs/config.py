@@ -87,12 +87,12 @@ def _ae_title(value: str) -> str:
     return stripped
 
 
-class StoreScpSettings(Section):
-    """Store SCP: the listener modalities send images to (C-ECHO, C-STORE)."""
+class ListenerSettings(Section):
+    """What every DICOM listener has; each listener's section sets its own defaults."""
 
-    ae_title: str = Field("STORESCP", description="AE title modalities call")
+    ae_title: str = Field("OPENPACS", description="AE title peers call")
     host: str = Field("0.0.0.0", description="Address to listen on (0.0.0.0: every interface)")
-    port: int = Field(11112, ge=1, le=65535, description="TCP port for DICOM associations")
+    port: int = Field(104, ge=1, le=65535, description="TCP port for DICOM associations")
     require_called_ae: bool = Field(
         True, description="Reject associations whose Called AE title is not ae_title"
     )
@@ -100,24 +100,8 @@ class StoreScpSettings(Section):
         default_factory=list,
         description="Calling AE titles allowed to associate; empty list: any calling AE",
     )
-    max_pdu: int = Field(
-        0, ge=0, description="Maximum PDU length we receive, in bytes; 0: unlimited (fastest)"
-    )
-    workers: int = Field(
-        0,
-        ge=0,
-        le=64,
-        description=(
-            "Receiver processes sharing the listening socket, so parallel associations use "
-            "every core; 0: one per CPU core"
-        ),
-    )
-
-    def receiver_processes(self) -> int:
-        return self.workers or os.cpu_count() or 1
-
     max_associations: int = Field(
-        64, ge=1, description="Associations served at once; more are rejected as transient"
+        16, ge=1, description="Associations served at once; more are rejected as transient"
     )
     acse_timeout: float = Field(30, gt=0, description="Seconds to wait for association messages")
     dimse_timeout: float = Field(60, gt=0, description="Seconds to wait for DIMSE messages")
@@ -136,27 +120,39 @@ class StoreScpSettings(Section):
         return [_ae_title(v) for v in values]
 
 
-class QrScpSettings(Section):
+class StoreScpSettings(ListenerSettings):
+    """Store SCP: the listener modalities send images to (C-ECHO, C-STORE)."""
+
+    ae_title: str = Field("STORESCP", description="AE title modalities call")
+    port: int = Field(11112, ge=1, le=65535, description="TCP port for DICOM associations")
+    max_pdu: int = Field(
+        0, ge=0, description="Maximum PDU length we receive, in bytes; 0: unlimited (fastest)"
+    )
+    workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description=(
+            "Receiver processes sharing the listening socket, so parallel associations use "
+            "every core; 0: one per CPU core"
+        ),
+    )
+    max_associations: int = Field(
+        64, ge=1, description="Associations served at once; more are rejected as transient"
+    )
+
+    def receiver_processes(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+class QrScpSettings(ListenerSettings):
     """Query/Retrieve SCP: workstations query (C-FIND) and pull (C-MOVE, C-GET) from here."""
 
     ae_title: str = Field("QRSCP", description="AE title workstations call")
-    host: str = Field("0.0.0.0", description="Address to listen on (0.0.0.0: every interface)")
     port: int = Field(11114, ge=1, le=65535, description="TCP port for DICOM associations")
-    require_called_ae: bool = Field(
-        True, description="Reject associations whose Called AE title is not ae_title"
-    )
-    allowed_calling_aes: list[str] = Field(
-        default_factory=list,
-        description="Calling AE titles allowed to associate; empty list: any calling AE",
-    )
-    max_associations: int = Field(
-        16, ge=1, description="Associations served at once; more are rejected as transient"
-    )
-    acse_timeout: float = Field(30, gt=0, description="Seconds to wait for association messages")
     dimse_timeout: float = Field(
         60, gt=0, description="Seconds to wait for a C-STORE response during C-MOVE and C-GET"
     )
-    network_timeout: float = Field(60, gt=0, description="Seconds of silence before dropping")
     find_limit: int = Field(
         0,
         ge=0,
@@ -165,13 +161,6 @@ class QrScpSettings(Section):
             "(out of resources) naming the limit. 0: no limit"
         ),
     )
-    shutdown_grace: float = Field(
-        10,
-        ge=0,
-        description="On stop, seconds associations in flight get to finish before being aborted",
-    )
-
-    _check_ae = field_validator("ae_title")(_ae_title)
 
     @field_validator("allowed_calling_aes")
     @classmethod
