@@ -408,6 +408,15 @@ def _representative(dicomweb: DicomWeb, study: str, series: str | None) -> retri
         return retrieve.representative_instance(session, dicomweb.core.storage, series)
 
 
+def _target(
+    dicomweb: DicomWeb, study: str, series: str | None, sop: str | None
+) -> retrieve.StoredInstance:
+    """The instance a rendered or thumbnail request names, else its level's representative."""
+    if sop is not None and series is not None:
+        return one_instance(dicomweb, study, series, sop).instance
+    return _representative(dicomweb, study, series)
+
+
 def _rendered(
     request: Request,
     study: str,
@@ -427,10 +436,7 @@ def _rendered(
         if len(numbers) != 1:
             raise InvalidQuery("frames", "one frame is rendered at a time")
         number = numbers[0]
-    if sop is not None and series is not None:
-        instance = one_instance(dicomweb, study, series, sop).instance
-    else:
-        instance = _representative(dicomweb, study, series)
+    instance = _target(dicomweb, study, series, sop)
     data = outgoing.rendered(instance, options, number)
     return Response(data, media_type=render.MEDIA_TYPES[image_format])
 
@@ -477,10 +483,7 @@ def _thumbnail(
     viewport = _viewport(params.get("viewport"))
     study = uid(study, S)
     series = uid(series, SE) if series is not None else None
-    if sop is not None and series is not None:
-        instance = one_instance(dicomweb, study, series, sop).instance
-    else:
-        instance = _representative(dicomweb, study, series)
+    instance = _target(dicomweb, study, series, sop)
     if image_format == "jpeg" and viewport is None:
         data = retrieve.thumbnail(instance, size)
     else:
