@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,6 +12,10 @@ from rich.table import Table
 from rich.text import Text
 
 from openpacs import __version__, config
+
+if TYPE_CHECKING:  # imported where used, so that `openpacs --help` stays quick
+    from openpacs.archive.retrieve import StoredInstance
+    from openpacs.dimse.sender import Peer, StoreOutcome
 
 app = typer.Typer(
     help="openpacs: a lightweight PACS. Start with `openpacs serve`.",
@@ -154,6 +158,272 @@ def echo(
     if result.status != 0:
         raise fail(f"C-ECHO answered status 0x{result.status:04X}")
     console.print(Text(f"C-ECHO {peer}: success in {result.seconds * 1000:.1f} ms"))
+
+
+SEND_TIMEOUT = 60
+
+
+@app.command()
+def send(
+    node: Annotated[str, typer.Argument(help="A registered node's name, or AE@host:port")],
+    items: Annotated[
+        list[str], typer.Argument(help="UIDs of stored studies, or DICOM files and folders")
+    ],
+    calling_ae: Annotated[
+        str | None, typer.Option("--aet", help="Our calling AE title (default: storescp.ae_title)")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node")] = SEND_TIMEOUT,
+    config_file: ConfigOption = None,
+) -> None:
+    """Send stored studies or local files to a DICOM node (C-STORE), with a progress bar."""
+    from openpacs import logs
+    from openpacs.archive.importer import files_under
+    from openpacs.dicom.uids import InvalidUID, check_uid
+    from openpacs.dimse import sender
+    from openpacs.dimse.local import read_local
+
+    settings = _settings(config_file)
+    paths: list[Path] = []
+    studies: list[str] = []
+    for item in items:
+        if Path(item).exists():
+            paths.append(Path(item))
+            continue
+        try:
+            studies.append(check_uid(item, "study UID"))
+        except InvalidUID:
+            raise fail(f"{item!r} is neither a file or folder nor a study UID", 2) from None
+    logs.setup(settings.logging.model_copy(update={"console": False}))
+    peer, stored, missing = _send_target(settings, node, studies)
+    if missing:
+        listed = ", ".join(missing)
+        raise fail(f"not stored here: {listed}; `openpacs import` them or check the UIDs")
+    local = read_local(files_under(paths))
+    # Each instance once, though a study UID and a file may both name it.
+    chosen: dict[str, sender.Sendable] = {one.sop_instance_uid: one for one in stored}
+    chosen.update((one.sop_instance_uid, one) for one in local.files)
+    instances = list(chosen.values())
+    report = sender.SendReport(total=0)
+    if instances:
+        with _progress() as progress:
+            task = progress.add_task(f"sending to {peer}", total=len(instances))
+            try:
+                report = sender.send(
+                    peer,
+                    instances,
+                    calling_ae=calling_ae or settings.storescp.ae_title,
+                    timeout=timeout,
+                    progress=lambda _outcome, _report: progress.advance(task),
+                )
+            except sender.AssociationFailed as exc:
+                raise fail(f"nothing sent: {exc}") from exc
+            except OSError as exc:  # e.g. a host name that does not resolve
+                raise fail(f"nothing sent: cannot reach {peer.host}:{peer.port}: {exc}") from exc
+    summary = Table(show_header=False, box=None)
+    summary.add_row("sent", str(report.completed))
+    summary.add_row("sent with warnings", str(report.warnings))
+    summary.add_row("failed", str(report.failed + len(local.rejected)))
+    console.print(summary)
+    failures = {o.sop_instance_uid: _why(o) for o in report.outcomes if not o.ok}
+    failures.update(local.rejected)
+    if failures:
+        table = Table("instance or file", "reason", title="not sent")
+        for name, reason in failures.items():
+            table.add_row(Text(name), Text(reason))
+        console.print(table)
+        raise typer.Exit(1)
+    if not instances:
+        raise fail("nothing to send: no DICOM files under the paths given")
+
+
+def _why(outcome: StoreOutcome) -> str:
+    from openpacs.dimse.store_job import describe
+
+    return describe(outcome)
+
+
+def _send_target(
+    settings: config.Settings, node: str, studies: list[str]
+) -> tuple[Peer, list[StoredInstance], list[str]]:
+    """The peer named on the command line, the stored instances of `studies`, and the study
+    UIDs not stored. The index is opened only when a node name or a study needs it."""
+    from openpacs.dimse import scu, sender
+
+    if "@" in node:
+        try:
+            parsed = scu.Peer.parse(node)
+        except ValueError as exc:
+            raise fail(exc, 2) from exc
+        peer = sender.Peer(parsed.ae_title, parsed.host, parsed.port)
+    else:
+        peer = _registered(settings, node)
+    return peer, *_stored_studies(settings, studies)
+
+
+def _registered(settings: config.Settings, node: str) -> Peer:
+    """A node of the registry, or of the configuration file's [[nodes]] (which a server seeds
+    into the registry at start: they count before it ever ran)."""
+    from openpacs import nodes
+    from openpacs.archive.core import open_core
+    from openpacs.dimse import sender
+
+    spec: nodes.Address | config.NodeSettings | None = None
+    core = open_core(settings)
+    try:
+        with core.sessions() as session:
+            registered = nodes.find(session, node)
+            spec = nodes.Address.of(registered) if registered is not None else None
+    finally:
+        core.close()
+    spec = spec or next((n for n in settings.nodes if n.name == node), None)
+    if spec is None:
+        raise fail(
+            f"no node named {node!r}: add it ([[nodes]] in openpacs.toml or POST /api/nodes) "
+            "or write the peer as AE@host:port"
+        )
+    return sender.Peer(spec.ae_title, spec.host, spec.port)
+
+
+def _stored_studies(
+    settings: config.Settings, studies: list[str]
+) -> tuple[list[StoredInstance], list[str]]:
+    """The stored instances of `studies`, and the study UIDs not stored."""
+    from openpacs.archive.core import open_core
+    from openpacs.archive.retrieve import select_named
+
+    if not studies:
+        return [], []
+    stored: list[StoredInstance] = []
+    missing = []
+    core = open_core(settings)
+    try:
+        with core.sessions() as session:
+            for uid in dict.fromkeys(studies):
+                found = select_named(session, core.storage, studies=[uid])
+                stored += found
+                if not found:
+                    missing.append(uid)
+    finally:
+        core.close()
+    return stored, missing
+
+
+# What a query returns at each level besides the keys asked for: what a person scans a list by.
+QUERY_KEYS = {
+    "PATIENT": ("PatientName", "PatientID", "PatientBirthDate", "NumberOfPatientRelatedStudies"),
+    "STUDY": (
+        "PatientName",
+        "PatientID",
+        "StudyDate",
+        "ModalitiesInStudy",
+        "StudyDescription",
+        "NumberOfStudyRelatedInstances",
+        "StudyInstanceUID",
+    ),
+    "SERIES": (
+        "StudyInstanceUID",
+        "Modality",
+        "SeriesNumber",
+        "SeriesDescription",
+        "NumberOfSeriesRelatedInstances",
+        "SeriesInstanceUID",
+    ),
+    "IMAGE": ("SeriesInstanceUID", "InstanceNumber", "SOPClassUID", "SOPInstanceUID"),
+}
+
+
+@app.command()
+def query(
+    node: Annotated[str, typer.Argument(help="A registered node's name, or AE@host:port")],
+    level: Annotated[
+        str, typer.Option("--level", "-l", help="PATIENT, STUDY, SERIES or IMAGE")
+    ] = "STUDY",
+    keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--key", "-k", help="Keyword=Value to match (wildcards, ranges), or Keyword to return"
+        ),
+    ] = None,
+    model: Annotated[str, typer.Option(help="Information model: study or patient")] = "study",
+    calling_ae: Annotated[
+        str | None, typer.Option("--aet", help="Our calling AE title (default: storescp.ae_title)")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node")] = 30,
+    config_file: ConfigOption = None,
+) -> None:
+    """Query a DICOM node (C-FIND) and print the answers as a table."""
+    from openpacs.dimse import scu
+
+    settings = _settings(config_file)
+    level = level.upper()
+    if level not in QUERY_KEYS:
+        raise fail(f"--level {level!r}: use one of {', '.join(QUERY_KEYS)}", 2)
+    identifier, columns = _identifier(level, keys or [])
+    if "@" in node:
+        try:
+            peer = scu.Peer.parse(node)
+        except ValueError as exc:
+            raise fail(exc, 2) from exc
+    else:
+        found = _registered(settings, node)
+        peer = scu.Peer(found.ae_title, found.host, found.port)
+    try:
+        result = scu.find(
+            peer,
+            identifier,
+            model=model,
+            calling_ae=calling_ae or settings.storescp.ae_title,
+            timeout=timeout,
+        )
+    except ValueError as exc:
+        raise fail(exc, 2) from exc
+    except scu.AssociationFailed as exc:
+        raise fail(exc) from exc
+    except OSError as exc:  # e.g. a host name that does not resolve
+        raise fail(f"cannot reach {node}: {exc}") from exc
+    table = Table(*columns, title=f"{len(result.answers)} {level.lower()} answer(s) from {node}")
+    for answer in result.answers:
+        table.add_row(*(Text(_shown(answer.get(column))) for column in columns))
+    console.print(table)
+    if result.status != 0:
+        said = f"; the node says: {result.comment}" if result.comment else ""
+        raise fail(f"the C-FIND ended with status 0x{result.status:04X}{said}")
+
+
+def _identifier(level: str, keys: list[str]) -> tuple[Any, list[str]]:
+    """The C-FIND identifier and the columns to show, from -k Keyword[=Value] options."""
+    from pydicom import Dataset
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = level
+    columns = list(QUERY_KEYS[level])
+    asked: dict[str, str] = dict.fromkeys(columns, "")
+    for key in keys:
+        keyword, _, value = key.partition("=")
+        keyword = keyword.strip()
+        tag = tag_for_keyword(keyword)
+        if tag is None:
+            raise fail(f"-k {key!r}: {keyword!r} is not a DICOM keyword (e.g. PatientName)", 2)
+        if dictionary_VR(tag) == "SQ":
+            raise fail(f"-k {key!r}: sequence matching is not supported here", 2)
+        asked[keyword] = value
+        if keyword not in columns:
+            columns.append(keyword)
+    for keyword, value in asked.items():
+        setattr(identifier, keyword, value)
+    return identifier, columns
+
+
+def _shown(value: object) -> str:
+    """A value as DICOM writes it: multiple values joined by backslashes."""
+    from pydicom.multival import MultiValue
+
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(one) for one in value)
+    return str(value)
 
 
 @config_app.command("show")

@@ -26,6 +26,8 @@ from openpacs.config import Settings
 from openpacs.dimse import scu
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.qr_scp import make_qr_listener
+from openpacs.dimse.store_job import KIND as STORE_JOB
+from openpacs.dimse.store_job import make_store_handler
 from openpacs.dimse.store_scp import make_store_listener
 from openpacs.jobs import JobRunner
 from openpacs.web.api.deps import Services
@@ -93,6 +95,7 @@ def seed_nodes(core: Core) -> None:
 def start_jobs(core: Core) -> JobRunner:
     runner = JobRunner(core.sessions, core.write_lock, core.settings.jobs)
     # Job kinds (store, move, get, find) register here, before start: runner.register(...).
+    runner.register(STORE_JOB, make_store_handler(core))
     runner.start()
     return runner
 

@@ -1,4 +1,5 @@
-"""The `openpacs` command as an operator uses it: version, config, import, reindex, echo.
+"""The `openpacs` command as an operator uses it: version, config, import, reindex, echo, send,
+query.
 
 Commands run through Typer's CliRunner in this process (one test runs the installed console
 script), configured the way an operator would: OPENPACS_* variables and a working directory
@@ -19,19 +20,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
 
 import openpacs
-from openpacs import config, logs
+from openpacs import config, logs, nodes
 from openpacs.archive.core import open_core
+from openpacs.archive.importer import import_paths
 from openpacs.archive.index import Counts
 from openpacs.cli import app
-from openpacs.config import Settings
+from openpacs.config import NodeSettings, Settings
+from openpacs.dimse.qr_scp import make_qr_listener
+from openpacs.dimse.sender import dataset_start
 from openpacs.dimse.store_scp import make_store_listener
 from tests.conftest import free_port, make_settings, sample
 from tests.generators import ct_series
+from tests.integration.dcmtk_peers import StoreScp
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "openpacs"
@@ -433,3 +439,159 @@ def test_echo_an_unknown_host_exits_1_with_a_message() -> None:
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "nosuchhost.invalid" in flat(result.stderr)
+
+
+# --- send ------------------------------------------------------------------------------------
+
+
+def send_summary(output: str) -> dict[str, int]:
+    found = {}
+    for label in ("sent", "sent with warnings", "failed"):
+        match = re.search(rf"^\s*{re.escape(label)}\s+(\d+)\s*$", output, re.MULTILINE)
+        assert match, f"no {label!r} line in:\n{output}"
+        found[label] = int(match[1])
+    return found
+
+
+def dataset_of(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        start, _ = dataset_start(fh)
+        fh.seek(start)
+        return fh.read()
+
+
+@pytest.mark.peer
+def test_send_a_stored_study_and_local_files_by_node_name(
+    cli_settings: Settings, tmp_path: Path
+) -> None:
+    stored = ct_series(tmp_path / "stored", 3, rows=16, columns=16, seed=1)
+    loose = ct_series(tmp_path / "loose", 2, rows=16, columns=16, seed=2, patient_id="LOOSE")
+    assert invoke("import", str(tmp_path / "stored")).exit_code == 0
+    study_uid = str(dcmread(stored[0], stop_before_pixels=True).StudyInstanceUID)
+    with StoreScp(tmp_path / "out", "+B") as scp:
+        core = open_core(cli_settings)
+        with core.writing() as session:
+            spec = NodeSettings(name="dest", ae_title=scp.ae_title, host="127.0.0.1", port=scp.port)
+            nodes.create(session, spec)
+        core.close()
+        result = invoke("send", "dest", study_uid, str(tmp_path / "loose"), env=WIDE)
+        received = scp.received()
+    assert result.exit_code == 0, result.output
+    assert send_summary(result.stdout) == {"sent": 5, "sent with warnings": 0, "failed": 0}
+    sent = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p for p in [*stored, *loose]}
+    assert received.keys() == sent.keys()
+    for uid, path in sent.items():
+        assert dataset_of(received[uid]) == dataset_of(path)
+
+
+@pytest.mark.peer
+def test_send_files_to_an_address_names_what_failed(tmp_path: Path) -> None:
+    folder = tmp_path / "files"
+    series = ct_series(folder, 2, rows=16, columns=16)
+    (folder / "notes.txt").write_text("not an image", encoding="utf-8")
+    with StoreScp(tmp_path / "out") as scp:
+        result = invoke("send", f"{scp.ae_title}@127.0.0.1:{scp.port}", str(folder), env=WIDE)
+        received = scp.received()
+    assert result.exit_code == 1, result.output
+    assert send_summary(result.stdout) == {"sent": 2, "sent with warnings": 0, "failed": 1}
+    assert "notes.txt" in result.stdout and "not a DICOM file" in result.stdout
+    assert len(received) == len(series)
+
+
+def test_send_to_a_closed_port_exits_1_saying_why(tmp_path: Path) -> None:
+    series = ct_series(tmp_path / "files", 1, rows=16, columns=16)
+    result = invoke("send", f"DEST@127.0.0.1:{free_port()}", str(series[0]), "--timeout", "5")
+    assert result.exit_code == 1
+    message = flat(result.stderr)
+    assert message.startswith("nothing sent: ") and "refused" in message.lower(), message
+
+
+def test_send_unknowns_exit_with_the_fix(cli_settings: Settings, tmp_path: Path) -> None:
+    result = invoke("send", "nowhere", str(tmp_path))
+    assert result.exit_code == 1
+    assert "no node named 'nowhere'" in flat(result.stderr)
+    assert "AE@host:port" in flat(result.stderr)
+
+    result = invoke("send", "DEST@127.0.0.1:104", "1.2.3.4")
+    assert result.exit_code == 1
+    assert "not stored here: 1.2.3.4" in flat(result.stderr)
+
+    result = invoke("send", "DEST@127.0.0.1:104", "no-such-file")
+    assert result.exit_code == 2
+    assert "neither a file or folder nor a study UID" in flat(result.stderr)
+
+
+# --- query -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def qr_scp(tmp_path: Path, sqlite_url: str) -> Iterator[Settings]:
+    """Our Q/R SCP in this process on a free port, holding two studies of two patients."""
+    settings = make_settings(tmp_path, sqlite_url)
+    core = open_core(settings)
+    ct_series(tmp_path / "a", 2, rows=16, columns=16, seed=1, patient_name="DOE^JANE")
+    ct_series(
+        tmp_path / "b",
+        1,
+        rows=16,
+        columns=16,
+        seed=2,
+        patient_name="ROE^RICHARD",
+        patient_id="ROE1",
+    )
+    import_paths(core.archive, [*sorted((tmp_path / "a").iterdir()), *(tmp_path / "b").iterdir()])
+    listener = make_qr_listener(settings.qrscp, core.sessions, core.storage, lambda _ae: None)
+    listener.start()
+    try:
+        yield settings
+    finally:
+        listener.stop(grace=2)
+        core.close()
+
+
+def table_rows(output: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in output.splitlines()
+        if line.count("│") > 2
+    ]
+
+
+def test_query_studies_by_a_wildcard_name(qr_scp: Settings) -> None:
+    peer = f"{qr_scp.qrscp.ae_title}@127.0.0.1:{qr_scp.qrscp.port}"
+    result = invoke("query", peer, "-k", "PatientName=DOE*", "-k", "AccessionNumber", env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "1 study answer(s)" in result.stdout
+    [row] = table_rows(result.stdout)
+    assert row[0] == "DOE^JANE" and row[5] == "2"  # NumberOfStudyRelatedInstances
+
+
+def test_query_series_of_a_study_and_a_refused_query(qr_scp: Settings) -> None:
+    peer = f"{qr_scp.qrscp.ae_title}@127.0.0.1:{qr_scp.qrscp.port}"
+    studies = invoke("query", peer, "-k", "PatientID=ROE1", env=WIDE)
+    [study] = [row[-1] for row in table_rows(studies.stdout)]
+    result = invoke("query", peer, "-l", "series", "-k", f"StudyInstanceUID={study}", env=WIDE)
+    assert result.exit_code == 0, result.output
+    [row] = table_rows(result.stdout)
+    assert (row[0], row[1], row[4]) == (study, "CT", "1")
+
+    # Study root is hierarchical: a series query names its study, and the node says so.
+    result = invoke("query", peer, "--level", "series", env=WIDE)
+    assert result.exit_code == 1
+    assert "status 0xA900; the node says: " in flat(result.stderr)
+
+
+def test_query_mistakes_exit_2_naming_the_fix(qr_scp: Settings) -> None:
+    peer = f"{qr_scp.qrscp.ae_title}@127.0.0.1:{qr_scp.qrscp.port}"
+    result = invoke("query", peer, "-k", "PatientNom=X")
+    assert result.exit_code == 2 and "not a DICOM keyword" in flat(result.stderr)
+    result = invoke("query", peer, "--level", "FRAME")
+    assert result.exit_code == 2 and "PATIENT, STUDY, SERIES, IMAGE" in flat(result.stderr)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_query_a_closed_port_exits_1() -> None:
+    result = invoke("query", f"QR@127.0.0.1:{free_port()}", "--timeout", "5")
+    gc.collect()  # pynetdicom's unclosed socket of a refused connection: see the echo test
+    assert result.exit_code == 1
+    assert "check the host, port" in flat(result.stderr)

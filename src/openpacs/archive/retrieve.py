@@ -4,6 +4,7 @@ render thumbnails. Every way out (C-MOVE, C-GET, WADO, downloads, the console) s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,37 @@ def thumbnail(instance: StoredInstance, size: int = 128) -> bytes:
         return render.thumbnail(ds, pixels, size, frame=middle)
     except (frames.FrameError, render.RenderError) as exc:
         raise CannotConvert(f"instance {instance.sop_instance_uid} has no picture: {exc}") from exc
+
+
+# A send selection's UID lists, by the level whose unique key they are.
+_SELECTION_LEVELS = (
+    (query.Level.STUDY, "StudyInstanceUID"),
+    (query.Level.SERIES, "SeriesInstanceUID"),
+    (query.Level.IMAGE, "SOPInstanceUID"),
+)
+
+
+def select_named(
+    session: Session,
+    storage: FileSystemStorage,
+    *,
+    studies: Sequence[str] = (),
+    series: Sequence[str] = (),
+    instances: Sequence[str] = (),
+) -> list[StoredInstance]:
+    """The stored instances that studies, series and instances named by UID hold (a send job,
+    `openpacs send`): one query per level named, each instance once, studies first. UIDs not
+    stored select nothing; the caller decides whether an empty selection is an error."""
+    chosen: dict[str, StoredInstance] = {}
+    for (level, keyword), uids in zip(_SELECTION_LEVELS, (studies, series, instances), strict=True):
+        if not uids:
+            continue
+        identifier = Dataset()
+        # Relational: each level's own key alone names its instances (no parent keys needed).
+        setattr(identifier, keyword, list(uids) if len(uids) > 1 else uids[0])
+        found = select_instances(
+            session, storage, identifier, level, query.Model.STUDY_ROOT, relational=True
+        )
+        for instance in found:
+            chosen.setdefault(instance.sop_instance_uid, instance)
+    return list(chosen.values())

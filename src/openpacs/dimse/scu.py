@@ -98,3 +98,70 @@ def _failure(peer: Peer, assoc: Any, elapsed: float, timeout: float) -> Associat
     return Refused(
         f"{failed} (refused or aborted); check the host, port and that the node is running"
     )
+
+
+# C-FIND information models by the name a command line uses.
+FIND_MODELS = {
+    "study": "1.2.840.10008.5.1.4.1.2.2.1",  # Study Root Query/Retrieve - FIND
+    "patient": "1.2.840.10008.5.1.4.1.2.1.1",  # Patient Root Query/Retrieve - FIND
+}
+PENDING = frozenset({0xFF00, 0xFF01})
+
+
+@dataclass(frozen=True)
+class FindResult:
+    answers: list[Any]  # pydicom Datasets, in the order the peer sent them
+    status: int  # the final status
+    comment: str = ""  # the final status's ErrorComment: why a query failed
+
+
+def find(
+    peer: Peer,
+    identifier: Any,
+    *,
+    model: str = "study",
+    calling_ae: str = "OPENPACS",
+    timeout: float = 30,
+) -> FindResult:
+    """C-FIND: every answer to `identifier` (a pydicom Dataset holding QueryRetrieveLevel) and
+    the final status. Raises AssociationFailed like `echo`, NoAnswer when answers stop."""
+    if model not in FIND_MODELS:
+        raise ValueError(f"model {model!r}: use one of {', '.join(FIND_MODELS)}")
+    ae = AE(ae_title=calling_ae)
+    ae.acse_timeout = timeout
+    ae.dimse_timeout = timeout
+    ae.network_timeout = timeout
+    ae.connection_timeout = timeout
+    ae.add_requested_context(FIND_MODELS[model])
+    started = time.perf_counter()
+    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+    if not assoc.is_established:
+        raise _failure(peer, assoc, time.perf_counter() - started, timeout)
+    answers = []
+    final: int | None = None
+    comment = ""
+    try:
+        if not any(cx.abstract_syntax == FIND_MODELS[model] for cx in assoc.accepted_contexts):
+            raise Refused(
+                f"{peer.ae_title}@{peer.host}:{peer.port} does not offer the {model} root C-FIND"
+                f" model; try --model {'patient' if model == 'study' else 'study'}"
+            )
+        for status, answer in assoc.send_c_find(identifier, FIND_MODELS[model]):
+            if not status or "Status" not in status:
+                break  # the association was aborted or timed out: no final status
+            code = int(status.Status)
+            if code in PENDING:
+                if answer is not None:
+                    answers.append(answer)
+                continue
+            final = code
+            comment = str(status.get("ErrorComment", "") or "")
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    if final is None:
+        raise NoAnswer(
+            f"{peer.ae_title}@{peer.host}:{peer.port} stopped answering the C-FIND "
+            f"(aborted, or silent for {timeout:g} s) after {len(answers)} answer(s)"
+        )
+    return FindResult(answers, final, comment)

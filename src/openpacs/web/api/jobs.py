@@ -5,16 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, BackgroundTasks, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
 
-from openpacs import jobs, logs
+from openpacs import jobs, logs, nodes
 from openpacs.archive.models import Job, JobFailure
-from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession
+from openpacs.archive.retrieve import select_named
+from openpacs.dicom.uids import check_uid
+from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession, core_of
 
 log = logs.get_logger("api")
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 FAILURES_SHOWN = 1000
+# The kind openpacs.dimse.store_job registers (this side may not import openpacs.dimse).
+STORE_KIND = "store"
+MAX_UIDS = 10_000
 
 
 class JobOut(BaseModel):
@@ -83,6 +89,63 @@ def list_jobs(
     """Newest first, optionally only one state or kind."""
     found = jobs.list_jobs(session, state=state, kind=kind, limit=limit, offset=offset)
     return [JobOut.of(job) for job in found]
+
+
+class StoreIn(BaseModel):
+    """What to send where: a registered node, and UIDs of stored studies, series, instances."""
+
+    node: str = Field(min_length=1)
+    studies: list[str] = Field(default_factory=list, max_length=MAX_UIDS)
+    series: list[str] = Field(default_factory=list, max_length=MAX_UIDS)
+    instances: list[str] = Field(default_factory=list, max_length=MAX_UIDS)
+
+    @field_validator("studies", "series", "instances")
+    @classmethod
+    def _uids(cls, values: list[str]) -> list[str]:
+        # Deduplicated in order, so the job's parameters say what was asked, once.
+        return list(dict.fromkeys(check_uid(value, "UID") for value in values))
+
+
+@router.post(
+    "/store",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "no such node"}, 422: {"description": "nothing selected"}},
+)
+def store_job(
+    body: StoreIn,
+    request: Request,
+    session: WriteSession,
+    services: ServicesDep,
+    background: BackgroundTasks,
+) -> JobOut | JSONResponse:
+    """Queue a job sending stored studies, series and instances to a node (C-STORE); follow it
+    with GET /api/jobs/{id}. 404 for an unknown node, 422 when nothing stored is selected."""
+    nodes.get(session, body.node)
+    selected = select_named(
+        session,
+        core_of(request).storage,
+        studies=body.studies,
+        series=body.series,
+        instances=body.instances,
+    )
+    if not selected:
+        asked = (
+            "no UIDs given"
+            if not (body.studies or body.series or body.instances)
+            else ("none of the UIDs given is stored")
+        )
+        detail = f"nothing to send: {asked}; name stored studies, series or instances"
+        log.warning("POST /api/jobs/store -> 422: %s", detail)
+        return JSONResponse(
+            {"error": "NothingSelected", "detail": detail},
+            status_code=422,
+        )
+    job = jobs.create(session, STORE_KIND, body.model_dump())
+    log.info("job %d queued: store %d instance(s) to %s", job.id, len(selected), body.node)
+    # After the commit (background tasks run once the answer is out), or the worker misses it.
+    background.add_task(services.wake_jobs)
+    return JobOut.of(job)
 
 
 @router.get("/{job_id}", response_model=JobDetail)
