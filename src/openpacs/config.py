@@ -87,6 +87,13 @@ def _ae_title(value: str) -> str:
     return stripped
 
 
+class CallingAes(StrEnum):
+    """Which calling AE titles a listener admits."""
+
+    any = "any"
+    registered = "registered"
+
+
 class ListenerSettings(Section):
     """What every DICOM listener has; each listener's section sets its own defaults."""
 
@@ -99,6 +106,14 @@ class ListenerSettings(Section):
     allowed_calling_aes: list[str] = Field(
         default_factory=list,
         description="Calling AE titles allowed to associate; empty list: any calling AE",
+    )
+    calling_aes: CallingAes = Field(
+        CallingAes.any,
+        description=(
+            "any: every calling AE may associate (within allowed_calling_aes when set); "
+            "registered: only nodes of the registry with this listener's permission (store "
+            "for the Store SCP; find, move or get for the Q/R SCP), others are rejected"
+        ),
     )
     max_associations: int = Field(
         16, ge=1, description="Associations served at once; more are rejected as transient"

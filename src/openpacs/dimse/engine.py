@@ -296,6 +296,9 @@ class Policy:
     reverse_classes: frozenset[str] = frozenset()
     reverse_syntaxes: frozenset[str] = frozenset()
     extended: ExtendedNegotiation | None = None
+    # Whether a calling AE may associate at all (e.g. a registered node with the permission);
+    # None admits every one.
+    admit: Callable[[str], bool] | None = None
 
 
 @dataclass
@@ -849,6 +852,9 @@ class Association(Link):
             return f"called AE {self.called_ae!r} is not {policy.ae_title!r}", _rejection(1, 1, 7)
         if policy.allowed_calling_aes and self.calling_ae not in policy.allowed_calling_aes:
             return f"calling AE {self.calling_ae!r} is not allowed", _rejection(1, 1, 3)
+        if policy.admit is not None and not policy.admit(self.calling_ae):
+            reason = f"calling AE {self.calling_ae!r} is not a registered node with permission"
+            return reason, _rejection(1, 1, 3)
         if self.listener.established() >= policy.max_associations:
             return "too many associations", _rejection(2, 3, 2)
         return None

@@ -33,10 +33,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from openpacs.archive import query, retrieve
 from openpacs.archive.errors import ArchiveError, IndexUnavailable
 from openpacs.archive.storage import FileSystemStorage
-from openpacs.config import QrScpSettings
+from openpacs.config import Permission, QrScpSettings
 from openpacs.dicom import codecs
 from openpacs.dicom.charset import answer_charset, apply_charset, decide_charset
 from openpacs.dimse import sender
+from openpacs.dimse.admission import admission
 from openpacs.dimse.engine import (
     C_FIND_RQ,
     C_FIND_RSP,
@@ -230,6 +231,14 @@ class QrService:
             reverse_classes=frozenset(storage_sop_classes()),
             reverse_syntaxes=GET_STORE_SYNTAXES,
             extended=extended_negotiation,
+            admit=admission(
+                self.settings.calling_aes,
+                self.sessions,
+                Permission.find,
+                Permission.move,
+                Permission.get,
+                service="qrscp",
+            ),
         )
 
     # -- C-FIND

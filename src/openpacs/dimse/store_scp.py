@@ -6,7 +6,8 @@ import socket
 
 from openpacs.archive.errors import ArchiveError
 from openpacs.archive.ingest import Archive, Incoming, Origin
-from openpacs.config import StoreScpSettings
+from openpacs.config import Permission, StoreScpSettings
+from openpacs.dimse.admission import admission
 from openpacs.dimse.engine import (
     C_STORE_RQ,
     C_STORE_RSP,
@@ -77,6 +78,9 @@ def make_store_listener(
         acse_timeout=settings.acse_timeout,
         network_timeout=settings.network_timeout,
         max_associations=settings.max_associations,
+        admit=admission(
+            settings.calling_aes, archive.sessions, Permission.store, service="storescp"
+        ),
     )
     return Listener(
         policy,

@@ -1,0 +1,94 @@
+"""`calling_aes = "registered"`: only registered nodes with the listener's permission associate;
+checked with dcmtk's echoscu (Store SCP) and findscu (Q/R SCP)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from openpacs.archive.core import Core, open_core
+from openpacs.config import NodeSettings, Permission
+from openpacs.dimse.engine import Listener
+from openpacs.dimse.qr_scp import make_qr_listener
+from openpacs.nodes import registry
+from openpacs.server import start_store
+from tests.conftest import make_settings, need
+from tests.integration.conftest import run
+
+pytestmark = pytest.mark.peer
+
+
+@pytest.fixture
+def guarded(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Core, Listener, Listener]]:
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        storescp={"calling_aes": "registered"},
+        qrscp={"calling_aes": "registered"},
+    )
+    core = open_core(settings)
+    store = start_store(core)
+    nowhere: dict[str, tuple[str, int]] = {}
+    qr = make_qr_listener(settings.qrscp, core.sessions, core.storage, nowhere.get)
+    qr.start()
+    try:
+        yield core, store, qr
+    finally:
+        qr.stop(grace=2)
+        store.stop(grace=2)
+        core.close()
+
+
+def _register(core: Core, ae_title: str, *permissions: Permission) -> None:
+    spec = NodeSettings(
+        name=ae_title.lower(),
+        ae_title=ae_title,
+        host="127.0.0.1",
+        port=104,
+        permissions=list(permissions),
+    )
+    with core.writing() as session:
+        registry.create(session, spec)
+
+
+def _echo(listener: Listener, calling: str) -> subprocess.CompletedProcess[str]:
+    return run(
+        need("echoscu"), "-aet", calling, "-aec", "STORESCP", "127.0.0.1", str(listener.port),
+        check=False,
+    )  # fmt: skip
+
+
+def _find(listener: Listener, calling: str) -> subprocess.CompletedProcess[str]:
+    return run(
+        need("findscu"), "-S", "-aet", calling, "-aec", "QRSCP", "-k", "QueryRetrieveLevel=STUDY",
+        "-k", "StudyInstanceUID", "127.0.0.1", str(listener.port), check=False,
+    )  # fmt: skip
+
+
+def _rejected(result: subprocess.CompletedProcess[str]) -> bool:
+    return "Calling AE Title Not Recognized" in result.stdout + result.stderr
+
+
+def _accepted(result: subprocess.CompletedProcess[str]) -> bool:
+    return result.returncode == 0 and not _rejected(result)
+
+
+def test_unregistered_callers_are_rejected(guarded: tuple[Core, Listener, Listener]) -> None:
+    _, store, qr = guarded
+    assert _rejected(_echo(store, "STRANGER"))
+    assert _rejected(_find(qr, "STRANGER"))
+
+
+def test_registered_nodes_need_the_listeners_permission(
+    guarded: tuple[Core, Listener, Listener],
+) -> None:
+    core, store, qr = guarded
+    _register(core, "MODALITY", Permission.store)
+    _register(core, "VIEWER", Permission.find)
+    assert _accepted(_echo(store, "MODALITY"))
+    assert _rejected(_echo(store, "VIEWER"))
+    assert _accepted(_find(qr, "VIEWER"))
+    assert _rejected(_find(qr, "MODALITY"))
