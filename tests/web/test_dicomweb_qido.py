@@ -285,3 +285,11 @@ def test_answers_keep_chinese_as_utf8(loaded: Loaded) -> None:
     assert "王^小东".encode() in response.content
     assert response.json()[0]["00100010"]["Value"][0]["Ideographic"] == "王^小东"
     assert ZHANG.split("=")[1] not in response.text
+
+
+def test_a_rejected_name_is_not_logged(loaded: Loaded, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"):
+        response = loaded.client.get("/dicomweb/studies?PatientName=SECRET^NAME=a=b=c")
+    assert response.status_code == 400
+    assert "SECRET" in response.text
+    assert "SECRET" not in caplog.text

@@ -35,9 +35,17 @@ def status_for(exc: errors.ArchiveError) -> int:
     return 500
 
 
+def loggable(exc: errors.ArchiveError) -> str:
+    """What the log may say: a rejected query key's value can be a patient's name, so only the
+    key is logged (the client still gets the whole reason)."""
+    if isinstance(exc, errors.InvalidQuery):
+        return f"{exc.keyword}: unusable query value (not logged)"
+    return str(exc)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ArchiveError)
     async def archive_error(request: Request, exc: errors.ArchiveError) -> JSONResponse:
         code = status_for(exc)
-        log.warning("%s %s -> %d: %s", request.method, request.url.path, code, exc)
+        log.warning("%s %s -> %d: %s", request.method, request.url.path, code, loggable(exc))
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=code)
