@@ -10,9 +10,8 @@ from openpacs import jobs
 from openpacs.archive.core import Core
 from openpacs.config import JobsSettings
 from openpacs.jobs import JobContext, JobRunner
-from openpacs.web.api.deps import Services
-from openpacs.web.app import create_app
 from tests.web.client import Client
+from tests.web.conftest import Wakes
 
 
 def copy_items(parameters: dict[str, Any], context: JobContext) -> None:
@@ -31,24 +30,6 @@ def runner(core: Core) -> JobRunner:
     runner = JobRunner(core.sessions, core.write_lock, JobsSettings(backoff_seconds=0))
     runner.register("copy", copy_items)
     return runner
-
-
-class Wakes:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> None:
-        self.count += 1
-
-
-@pytest.fixture
-def wakes() -> Wakes:
-    return Wakes()
-
-
-@pytest.fixture
-def client(core: Core, wakes: Wakes) -> Client:
-    return Client(create_app(core, Services(wake_jobs=wakes)))
 
 
 def test_list_newest_first_and_filtered(client: Client, runner: JobRunner) -> None:

@@ -11,28 +11,9 @@ from openpacs import jobs, nodes
 from openpacs.archive.core import Core
 from openpacs.archive.importer import import_paths
 from openpacs.config import NodeSettings
-from openpacs.web.api.deps import Services
-from openpacs.web.app import create_app
 from tests.generators import ct_series
 from tests.web.client import Client
-
-
-class Wakes:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> None:
-        self.count += 1
-
-
-@pytest.fixture
-def wakes() -> Wakes:
-    return Wakes()
-
-
-@pytest.fixture
-def client(core: Core, wakes: Wakes) -> Client:
-    return Client(create_app(core, Services(wake_jobs=wakes)))
+from tests.web.conftest import Wakes
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from openpacs.archive import db
 from openpacs.archive.errors import IndexUnavailable, NotFound
 from openpacs.archive.models import Instance, Series, Study
-from openpacs.archive.retrieve import StoredInstance
+from openpacs.archive.retrieve import StoredInstance, stored_instance
 from openpacs.archive.storage import FileSystemStorage
 
 
@@ -63,13 +63,7 @@ def _located(storage: FileSystemStorage, row: Any) -> Located:
     return Located(
         study_instance_uid=row.study_instance_uid,
         series_instance_uid=row.series_instance_uid,
-        instance=StoredInstance(
-            sop_instance_uid=row.sop_instance_uid,
-            sop_class_uid=row.sop_class_uid,
-            transfer_syntax_uid=row.transfer_syntax_uid,
-            number_of_frames=row.number_of_frames or 1,
-            path=storage.path(row.file_path),
-        ),
+        instance=stored_instance(storage, row),
         rows=row.rows,
         instance_number=row.instance_number,
     )

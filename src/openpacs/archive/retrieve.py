@@ -40,7 +40,8 @@ _COLUMNS = (
 )
 
 
-def _stored(storage: FileSystemStorage, row: Any) -> StoredInstance:
+def stored_instance(storage: FileSystemStorage, row: Any) -> StoredInstance:
+    """A stored instance from an index row holding the instance columns and file path."""
     return StoredInstance(
         sop_instance_uid=row.sop_instance_uid,
         sop_class_uid=row.sop_class_uid,
@@ -58,7 +59,7 @@ def find_instance(
     ).first()
     if row is None:
         raise NotFound(f"instance {sop_instance_uid} is not in the archive")
-    return _stored(storage, row)
+    return stored_instance(storage, row)
 
 
 def select_instances(
@@ -91,7 +92,7 @@ def select_instances(
         rows = session.execute(statement).all()
     except SQLAlchemyError as exc:
         raise IndexUnavailable(f"index database unreachable: {db.describe(exc)}") from exc
-    return [_stored(storage, row) for row in rows]
+    return [stored_instance(storage, row) for row in rows]
 
 
 def _unique_key(identifier: Dataset, keyword: str, level: query.Level) -> Any:
@@ -131,7 +132,7 @@ def representative_instance(
         raise NotFound(f"series {series_instance_uid} is not in the archive")
     images = [row for row in rows if row.rows is not None] or rows
     middle = images[(len(images) - 1) // 2]
-    return _stored(storage, middle)
+    return stored_instance(storage, middle)
 
 
 def thumbnail(instance: StoredInstance, size: int = 128) -> bytes:
