@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from openpacs import __version__, config
 
 if TYPE_CHECKING:  # imported where used, so that `openpacs --help` stays quick
     from openpacs.archive.retrieve import StoredInstance
+    from openpacs.dicom.qr import Selection
+    from openpacs.dimse.retrieve_scu import RetrieveResult
+    from openpacs.dimse.scu import Peer as ScuPeer
     from openpacs.dimse.sender import Peer, StoreOutcome
 
 app = typer.Typer(
@@ -247,17 +250,24 @@ def _send_target(
 ) -> tuple[Peer, list[StoredInstance], list[str]]:
     """The peer named on the command line, the stored instances of `studies`, and the study
     UIDs not stored. The index is opened only when a node name or a study needs it."""
-    from openpacs.dimse import scu, sender
+    from openpacs.dimse import sender
 
-    if "@" in node:
-        try:
-            parsed = scu.Peer.parse(node)
-        except ValueError as exc:
-            raise fail(exc, 2) from exc
-        peer = sender.Peer(parsed.ae_title, parsed.host, parsed.port)
-    else:
-        peer = _registered(settings, node)
+    found = _peer_of(settings, node)
+    peer = sender.Peer(found.ae_title, found.host, found.port)
     return peer, *_stored_studies(settings, studies)
+
+
+def _peer_of(settings: config.Settings, node: str) -> ScuPeer:
+    """A node named on the command line: a registered name, or AE@host:port."""
+    from openpacs.dimse import scu
+
+    if "@" not in node:
+        found = _registered(settings, node)
+        return scu.Peer(found.ae_title, found.host, found.port)
+    try:
+        return scu.Peer.parse(node)
+    except ValueError as exc:
+        raise fail(exc, 2) from exc
 
 
 def _registered(settings: config.Settings, node: str) -> Peer:
@@ -308,30 +318,6 @@ def _stored_studies(
     return stored, missing
 
 
-# What a query returns at each level besides the keys asked for: what a person scans a list by.
-QUERY_KEYS = {
-    "PATIENT": ("PatientName", "PatientID", "PatientBirthDate", "NumberOfPatientRelatedStudies"),
-    "STUDY": (
-        "PatientName",
-        "PatientID",
-        "StudyDate",
-        "ModalitiesInStudy",
-        "StudyDescription",
-        "NumberOfStudyRelatedInstances",
-        "StudyInstanceUID",
-    ),
-    "SERIES": (
-        "StudyInstanceUID",
-        "Modality",
-        "SeriesNumber",
-        "SeriesDescription",
-        "NumberOfSeriesRelatedInstances",
-        "SeriesInstanceUID",
-    ),
-    "IMAGE": ("SeriesInstanceUID", "InstanceNumber", "SOPClassUID", "SOPInstanceUID"),
-}
-
-
 @app.command()
 def query(
     node: Annotated[str, typer.Argument(help="A registered node's name, or AE@host:port")],
@@ -352,21 +338,16 @@ def query(
     config_file: ConfigOption = None,
 ) -> None:
     """Query a DICOM node (C-FIND) and print the answers as a table."""
+    from openpacs.dicom import qr
     from openpacs.dimse import scu
 
     settings = _settings(config_file)
-    level = level.upper()
-    if level not in QUERY_KEYS:
-        raise fail(f"--level {level!r}: use one of {', '.join(QUERY_KEYS)}", 2)
-    identifier, columns = _identifier(level, keys or [])
-    if "@" in node:
-        try:
-            peer = scu.Peer.parse(node)
-        except ValueError as exc:
-            raise fail(exc, 2) from exc
-    else:
-        found = _registered(settings, node)
-        peer = scu.Peer(found.ae_title, found.host, found.port)
+    try:
+        identifier, columns = qr.find_identifier(level, qr.parse_keys(keys or []))
+    except qr.InvalidKeys as exc:
+        raise fail(exc, 2) from exc
+    level = identifier.QueryRetrieveLevel
+    peer = _peer_of(settings, node)
     try:
         result = scu.find(
             peer,
@@ -390,31 +371,6 @@ def query(
         raise fail(f"the C-FIND ended with status 0x{result.status:04X}{said}")
 
 
-def _identifier(level: str, keys: list[str]) -> tuple[Any, list[str]]:
-    """The C-FIND identifier and the columns to show, from -k Keyword[=Value] options."""
-    from pydicom import Dataset
-    from pydicom.datadict import dictionary_VR, tag_for_keyword
-
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = level
-    columns = list(QUERY_KEYS[level])
-    asked: dict[str, str] = dict.fromkeys(columns, "")
-    for key in keys:
-        keyword, _, value = key.partition("=")
-        keyword = keyword.strip()
-        tag = tag_for_keyword(keyword)
-        if tag is None:
-            raise fail(f"-k {key!r}: {keyword!r} is not a DICOM keyword (e.g. PatientName)", 2)
-        if dictionary_VR(tag) == "SQ":
-            raise fail(f"-k {key!r}: sequence matching is not supported here", 2)
-        asked[keyword] = value
-        if keyword not in columns:
-            columns.append(keyword)
-    for keyword, value in asked.items():
-        setattr(identifier, keyword, value)
-    return identifier, columns
-
-
 def _shown(value: object) -> str:
     """A value as DICOM writes it: multiple values joined by backslashes."""
     from pydicom.multival import MultiValue
@@ -424,6 +380,146 @@ def _shown(value: object) -> str:
     if isinstance(value, MultiValue | list | tuple):
         return "\\".join(str(one) for one in value)
     return str(value)
+
+
+@app.command()
+def retrieve(
+    node: Annotated[str, typer.Argument(help="A registered node's name, or AE@host:port")],
+    studies: Annotated[
+        list[str] | None, typer.Argument(help="Study Instance UIDs to retrieve")
+    ] = None,
+    series: Annotated[
+        list[str] | None, typer.Option("--series", help="Only these series (of one study)")
+    ] = None,
+    instances: Annotated[
+        list[str] | None,
+        typer.Option("--instance", help="Only these instances (of one series)"),
+    ] = None,
+    patient: Annotated[
+        str | None, typer.Option("--patient", help="Every study of this patient ID instead")
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="C-MOVE to this AE title (default: our Store SCP, i.e. here)"),
+    ] = None,
+    get: Annotated[
+        bool, typer.Option("--get", help="C-GET into this archive instead of C-MOVE")
+    ] = False,
+    calling_ae: Annotated[
+        str | None, typer.Option("--aet", help="Our calling AE title (default: storescp.ae_title)")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node")] = 60,
+    config_file: ConfigOption = None,
+) -> None:
+    """Have a node send studies, series or instances here (C-MOVE to our Store SCP, which
+    `openpacs serve` runs, or C-GET with --get), or C-MOVE them to another AE with --to."""
+    from openpacs.dicom import qr
+
+    settings = _settings(config_file)
+    if get and to:
+        raise fail("--get retrieves into this archive; --to is for C-MOVE only", 2)
+    parameters = {
+        "patient_id": patient,
+        "studies": studies or [],
+        "series": series or [],
+        "instances": instances or [],
+    }
+    try:
+        selection = qr.Selection.of(parameters)
+    except qr.InvalidKeys as exc:
+        raise fail(exc, 2) from exc
+    peer = _peer_of(settings, node)
+    our_ae = calling_ae or settings.storescp.ae_title
+    destination = to or settings.storescp.ae_title
+    where = "here (C-GET)" if get else f"to {destination} (C-MOVE)"
+    results = _retrieve(settings, peer, selection, where, get, our_ae, destination, timeout)
+    summary = Table(show_header=False, box=None)
+    summary.add_row("retrieved", str(sum(r.counts.completed for r in results)))
+    summary.add_row("with warnings", str(sum(r.counts.warning for r in results)))
+    summary.add_row("failed", str(sum(r.counts.failed for r in results)))
+    console.print(summary)
+    refused = [r for r in results if r.status not in (0x0000, 0xB000)]
+    failed_uids = [uid for r in results for uid in r.failed_uids]
+    if failed_uids:
+        table = Table("instance", title="not retrieved")
+        for uid in failed_uids:
+            table.add_row(Text(uid))
+        console.print(table)
+    for result in refused:
+        comment = f": {result.comment}" if result.comment else ""
+        errors.print(Text(f"{peer} answered status 0x{result.status:04X}{comment}", style="red"))
+    if refused or failed_uids or any(r.counts.failed for r in results):
+        if not get and destination == settings.storescp.ae_title:
+            errors.print(
+                f"check that `openpacs serve` is running and that {peer.ae_title} knows AE "
+                f"{destination} at this host, port {settings.storescp.port}"
+            )
+        raise typer.Exit(1)
+
+
+def _retrieve(
+    settings: config.Settings,
+    peer: ScuPeer,
+    selection: Selection,
+    where: str,
+    get: bool,
+    calling_ae: str,
+    destination: str,
+    timeout: float,
+) -> list[RetrieveResult]:
+    """Each request of the selection in turn, with one progress bar over all of them."""
+    from openpacs.archive.core import open_core
+    from openpacs.dimse import retrieve_scu
+    from openpacs.dimse.engine import AssociationFailed
+    from openpacs.dimse.store_scp import retrieved_into
+
+    node = retrieve_scu.Node(peer.ae_title, peer.host, peer.port)
+    core = open_core(settings) if get else None
+    results: list[retrieve_scu.RetrieveResult] = []
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"{selection.describe()} from {peer} {where}", total=None)
+            before = 0
+
+            def show(counts: retrieve_scu.Counts) -> None:
+                done = counts.completed + counts.warning + counts.failed
+                total = before + counts.total if counts.total is not None else None
+                progress.update(task, total=total, completed=before + done)
+
+            for model, identifier in selection.identifiers():
+                if core is None:
+                    result = retrieve_scu.move(
+                        node,
+                        identifier,
+                        destination=destination,
+                        model=model,
+                        calling_ae=calling_ae,
+                        timeout=timeout,
+                        progress=show,
+                    )
+                else:
+                    result = retrieve_scu.get(
+                        node,
+                        identifier,
+                        store=retrieved_into(core.archive),
+                        model=model,
+                        calling_ae=calling_ae,
+                        timeout=timeout,
+                        temp_dir=core.storage.temp_dir,
+                        progress=show,
+                    )
+                show(result.counts)
+                c = result.counts
+                before += c.completed + c.warning + c.failed
+                results.append(result)
+    except AssociationFailed as exc:
+        raise fail(f"nothing retrieved: {exc}") from exc
+    except OSError as exc:  # e.g. a host name that does not resolve
+        raise fail(f"nothing retrieved: cannot reach {peer.host}:{peer.port}: {exc}") from exc
+    finally:
+        if core is not None:
+            core.close()
+    return results
 
 
 @config_app.command("show")

@@ -7,6 +7,7 @@ connection to the index and all share the storage root.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -16,9 +17,11 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+from pydicom import Dataset
 
 from openpacs import logs, nodes
 from openpacs.archive.core import Core, open_core
@@ -26,6 +29,7 @@ from openpacs.config import Settings
 from openpacs.dimse import scu
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.qr_scp import make_qr_listener
+from openpacs.dimse.retrieve_job import GET, MOVE, make_get_handler, make_move_handler
 from openpacs.dimse.store_job import KIND as STORE_JOB
 from openpacs.dimse.store_job import make_store_handler
 from openpacs.dimse.store_scp import make_store_listener
@@ -59,26 +63,48 @@ def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> Li
 
 
 ECHO_TIMEOUT = 10
+FIND_TIMEOUT = 30
 
 
-def echo_node(
-    address: nodes.Address, *, calling_ae: str, timeout: float = ECHO_TIMEOUT
-) -> nodes.EchoResult:
-    """C-ECHO a registered node, answered in the nodes domain's terms (for the REST API)."""
+@contextlib.contextmanager
+def _reaching(address: nodes.Address) -> Iterator[scu.Peer]:
+    """The node as a DIMSE peer; association failures come out in the nodes domain's terms
+    (which the REST API maps to 502/504)."""
     if address.tls:
-        raise nodes.EchoUnavailable(
+        raise nodes.ServiceUnavailable(
             f"node {address.name!r} has tls = true, and openpacs cannot connect over TLS yet"
         )
-    peer = scu.Peer(address.ae_title, address.host, address.port)
     try:
-        result = scu.echo(peer, calling_ae=calling_ae, timeout=timeout)
+        yield scu.Peer(address.ae_title, address.host, address.port)
     except scu.NoAnswer as exc:
         raise nodes.PeerSilent(str(exc)) from exc
     except scu.AssociationFailed as exc:
         raise nodes.PeerRefused(str(exc)) from exc
     except OSError as exc:  # e.g. a host name that does not resolve
         raise nodes.PeerRefused(f"cannot reach {address.host}:{address.port}: {exc}") from exc
+
+
+def echo_node(
+    address: nodes.Address, *, calling_ae: str, timeout: float = ECHO_TIMEOUT
+) -> nodes.EchoResult:
+    """C-ECHO a registered node (for the REST API)."""
+    with _reaching(address) as peer:
+        result = scu.echo(peer, calling_ae=calling_ae, timeout=timeout)
     return nodes.EchoResult(result.status, result.seconds)
+
+
+def find_node(
+    address: nodes.Address,
+    identifier: Dataset,
+    model: str,
+    *,
+    calling_ae: str,
+    timeout: float = FIND_TIMEOUT,
+) -> nodes.FindResult:
+    """C-FIND a registered node (for the REST API)."""
+    with _reaching(address) as peer:
+        result = scu.find(peer, identifier, model=model, calling_ae=calling_ae, timeout=timeout)
+    return nodes.FindResult(result.answers, result.status, result.comment)
 
 
 def seed_nodes(core: Core) -> None:
@@ -94,8 +120,10 @@ def seed_nodes(core: Core) -> None:
 
 def start_jobs(core: Core) -> JobRunner:
     runner = JobRunner(core.sessions, core.write_lock, core.settings.jobs)
-    # Job kinds (store, move, get, find) register here, before start: runner.register(...).
+    # Job kinds register here, before start.
     runner.register(STORE_JOB, make_store_handler(core))
+    runner.register(MOVE, make_move_handler(core))
+    runner.register(GET, make_get_handler(core))
     runner.start()
     return runner
 
@@ -104,7 +132,11 @@ def web_services(core: Core, runner: JobRunner) -> Services:
     """What the HTTP side may ask of the DIMSE side; we call peers with our Store SCP's AE
     title, the one they know us by."""
     calling_ae = core.settings.storescp.ae_title
-    return Services(echo=functools.partial(echo_node, calling_ae=calling_ae), wake_jobs=runner.wake)
+    return Services(
+        echo=functools.partial(echo_node, calling_ae=calling_ae),
+        find=functools.partial(find_node, calling_ae=calling_ae),
+        wake_jobs=runner.wake,
+    )
 
 
 def serve(settings: Settings) -> None:

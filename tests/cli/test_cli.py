@@ -595,3 +595,42 @@ def test_query_a_closed_port_exits_1() -> None:
     gc.collect()  # pynetdicom's unclosed socket of a refused connection: see the echo test
     assert result.exit_code == 1
     assert "check the host, port" in flat(result.stderr)
+
+
+# --- retrieve --------------------------------------------------------------------------------
+
+
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """This archive, configured through the environment, beside the node's own folders."""
+    monkeypatch.setenv("OPENPACS_STORAGE__ROOT", str(tmp_path / "here" / "storage"))
+    monkeypatch.setenv("OPENPACS_DATABASE__URL", f"sqlite:///{tmp_path / 'here.db'}")
+    monkeypatch.setenv("OPENPACS_LOGGING__DIR", str(tmp_path / "here" / "logs"))
+    return config.load()
+
+
+def test_retrieve_with_get_stores_a_study_here(
+    qr_scp: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peer = f"{qr_scp.qrscp.ae_title}@127.0.0.1:{qr_scp.qrscp.port}"
+    studies = invoke("query", peer, "-k", "PatientName=DOE*", env=WIDE)
+    [study] = [row[-1] for row in table_rows(studies.stdout)]
+    settings = here(tmp_path, monkeypatch)
+    result = invoke("retrieve", peer, study, "--get", env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^\s*retrieved\s+2\s*$", result.stdout, re.MULTILINE), result.stdout
+    assert counts_of(settings).instances == 2
+
+
+def test_retrieve_says_what_failed_and_what_to_fix(
+    qr_scp: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peer = f"{qr_scp.qrscp.ae_title}@127.0.0.1:{qr_scp.qrscp.port}"
+    here(tmp_path, monkeypatch)
+    # The node knows no move destinations at all.
+    result = invoke("retrieve", peer, "1.2.3", "--to", "ELSEWHERE", env=WIDE)
+    assert result.exit_code == 1
+    assert "status 0xA801" in flat(result.stderr)
+    result = invoke("retrieve", peer, "--series", "1.2.3.4", env=WIDE)
+    assert result.exit_code == 2 and "patient ID or study UIDs" in flat(result.stderr)
+    result = invoke("retrieve", peer, "1.2.3", "--get", "--to", "X", env=WIDE)
+    assert result.exit_code == 2 and "C-MOVE only" in flat(result.stderr)

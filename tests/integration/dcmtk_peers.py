@@ -66,3 +66,70 @@ class StoreScp:
             if path.is_file():
                 files[str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)] = path
         return files
+
+
+class DcmQrScp:
+    """dcmtk's `dcmqrscp` (a Q/R SCP with its own little database) on a free port, knowing the
+    C-MOVE destinations `hosts` (AE title → port on 127.0.0.1); `store` loads files into it."""
+
+    def __init__(self, work_dir: Path, hosts: dict[str, int], ae_title: str = "DCMQR") -> None:
+        self.work_dir = work_dir
+        self.ae_title = ae_title
+        self.port = free_port()
+        self.hosts = hosts
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = work_dir / "dcmqrscp.log"
+
+    def _config(self) -> Path:
+        database = self.work_dir / "db"
+        database.mkdir(parents=True, exist_ok=True)
+        hosts = "\n".join(
+            f"{ae.lower()} = ({ae}, 127.0.0.1, {port})" for ae, port in self.hosts.items()
+        )
+        text = f"""NetworkTCPPort = {self.port}
+MaxPDUSize = 16384
+MaxAssociations = 16
+HostTable BEGIN
+{hosts}
+HostTable END
+VendorTable BEGIN
+VendorTable END
+AETable BEGIN
+{self.ae_title} {database} RW (200, 1024mb) ANY
+AETable END
+"""
+        path = self.work_dir / "dcmqrscp.cfg"
+        path.write_text(text)
+        return path
+
+    def __enter__(self) -> Self:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        command = [need("dcmqrscp"), "-c", str(self._config())]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, env=PEER_ENV, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            echo = run(
+                need("echoscu"), "-aec", self.ae_title, "127.0.0.1", str(self.port), check=False
+            )
+            if echo.returncode == 0:
+                return self
+            time.sleep(0.05)
+        self.__exit__(None, None, None)
+        raise AssertionError(f"dcmqrscp did not start: {self.log.read_text()}")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def store(self, files: list[Path]) -> None:
+        run(need("storescu"), "-aec", self.ae_title, "127.0.0.1", str(self.port), *files)

@@ -16,7 +16,8 @@ from pydicom import Dataset, dcmread
 from openpacs.archive.core import Core
 from openpacs.archive.importer import import_paths
 from openpacs.dicom import codecs
-from openpacs.dimse import engine, qr_scp
+from openpacs.dimse import engine
+from openpacs.dimse.identifier import decode_identifier, encode_identifier
 from openpacs.dimse.sop import STORE_TRANSFER_SYNTAXES, storage_sop_classes
 from tests.conftest import need
 from tests.integration.conftest import PEER_ENV
@@ -98,7 +99,7 @@ def exchange(
     }
     if move_destination is not None:
         elements[engine.MOVE_DESTINATION] = engine.ae(move_destination)
-    data = qr_scp.encode_identifier(identifier, codecs.EXPLICIT_VR_LE)
+    data = encode_identifier(identifier, codecs.EXPLICIT_VR_LE)
     out = link.frames(context_id, engine.encode_command(elements), data)
     if cancel_at_once:
         # In the same write: the SCP must find it waiting when it looks, before any answer.
@@ -124,7 +125,7 @@ def exchange(
             responses.statuses.append(status)
             responses.commands.append(message)
             responses.identifiers.append(
-                qr_scp.decode_identifier(message.dataset, codecs.EXPLICIT_VR_LE)
+                decode_identifier(message.dataset, codecs.EXPLICIT_VR_LE)
                 if message.dataset is not None
                 else None
             )

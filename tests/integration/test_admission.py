@@ -92,3 +92,18 @@ def test_registered_nodes_need_the_listeners_permission(
     assert _rejected(_echo(store, "VIEWER"))
     assert _accepted(_find(qr, "VIEWER"))
     assert _rejected(_find(qr, "MODALITY"))
+
+
+def test_each_request_needs_its_own_permission(guarded: tuple[Core, Listener, Listener]) -> None:
+    """A node admitted for C-FIND only may query, but its C-MOVE and C-GET are refused with
+    0x0124 (not authorized) and a reason."""
+    core, _, qr = guarded
+    _register(core, "VIEWER", Permission.find)
+    address = ("127.0.0.1", str(qr.port))
+    common = ("-S", "-aet", "VIEWER", "-aec", "QRSCP", "-k", "StudyInstanceUID=1.2.3")
+    moved = run(need("movescu"), *common, "-aem", "VIEWER", *address, check=False)
+    got = run(need("getscu"), *common, *address, check=False)
+    for result in (moved, got):
+        output = result.stdout + result.stderr
+        assert "0x124" in output and not _rejected(result), output
+    assert _accepted(_find(qr, "VIEWER"))

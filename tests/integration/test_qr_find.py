@@ -12,7 +12,7 @@ from pydicom.data import get_charset_files
 from openpacs.archive import query as archive_query
 from openpacs.archive.core import Core, open_core
 from openpacs.config import Settings
-from openpacs.dimse import engine
+from openpacs.dimse import engine, sop
 from openpacs.dimse import qr_scp as qr
 from openpacs.dimse.engine import Listener
 from tests.conftest import make_settings, sample
@@ -232,7 +232,7 @@ def test_a_malformed_query_is_refused_with_the_reason(
     ident = Dataset()
     ident.QueryRetrieveLevel = "SERIES"
     ident.Modality = "CT"  # no StudyInstanceUID above the level
-    responses = exchange(qr_scp.port, qr.STUDY_ROOT_FIND, engine.C_FIND_RQ, ident)
+    responses = exchange(qr_scp.port, sop.STUDY_ROOT_FIND, engine.C_FIND_RQ, ident)
     assert responses.statuses == [0xA900]
     final = responses.commands[-1]
     assert "StudyInstanceUID" in final.text(engine.ERROR_COMMENT)
@@ -244,7 +244,7 @@ def test_cancel_before_the_first_answer(qr_scp: Listener, archive: dict[str, str
     ident.QueryRetrieveLevel = "STUDY"
     ident.PatientName = ""
     responses = exchange(
-        qr_scp.port, qr.STUDY_ROOT_FIND, engine.C_FIND_RQ, ident, cancel_at_once=True
+        qr_scp.port, sop.STUDY_ROOT_FIND, engine.C_FIND_RQ, ident, cancel_at_once=True
     )
     assert responses.statuses == [0xFE00]
 
@@ -272,7 +272,7 @@ def test_find_limit_ends_with_a_clear_status(
     ident = Dataset()
     ident.QueryRetrieveLevel = "STUDY"
     ident.PatientID = ""
-    responses = exchange(listener.port, qr.STUDY_ROOT_FIND, engine.C_FIND_RQ, ident)
+    responses = exchange(listener.port, sop.STUDY_ROOT_FIND, engine.C_FIND_RQ, ident)
     assert responses.statuses == [0xFF00, 0xFF00, 0xA700]
     assert "find_limit" in responses.commands[-1].text(engine.ERROR_COMMENT)
 
@@ -287,6 +287,6 @@ def test_an_internal_error_costs_one_request_not_the_association(
     ident = Dataset()
     ident.QueryRetrieveLevel = "STUDY"
     ident.PatientID = ""
-    responses = exchange(qr_scp.port, qr.STUDY_ROOT_FIND, engine.C_FIND_RQ, ident)
+    responses = exchange(qr_scp.port, sop.STUDY_ROOT_FIND, engine.C_FIND_RQ, ident)
     assert responses.statuses == [0xC000]
     assert responses.commands[-1].text(engine.ERROR_COMMENT) == "internal error; see the log"

@@ -11,8 +11,7 @@ from pydicom import Dataset, dcmread
 
 from openpacs.archive.core import Core
 from openpacs.dicom import codecs
-from openpacs.dimse import engine
-from openpacs.dimse import qr_scp as qr
+from openpacs.dimse import engine, sop
 from openpacs.dimse.engine import Listener
 from tests.integration.qr_client import exchange, retrieve_tool
 from tests.integration.test_qr_move import Data, counts, levels
@@ -76,7 +75,7 @@ def test_counts_and_a_refused_sub_operation(qr_scp: Listener, data: Data) -> Non
     refused = data.uid(data.john[0])
     responses = exchange(
         qr_scp.port,
-        qr.STUDY_ROOT_GET,
+        sop.STUDY_ROOT_GET,
         engine.C_GET_RQ,
         study_get(data),
         store_classes=[CT_IMAGE],
@@ -95,7 +94,7 @@ def test_counts_and_a_refused_sub_operation(qr_scp: Listener, data: Data) -> Non
 
 
 def test_without_the_scp_role_every_sub_operation_fails(qr_scp: Listener, data: Data) -> None:
-    responses = exchange(qr_scp.port, qr.STUDY_ROOT_GET, engine.C_GET_RQ, study_get(data))
+    responses = exchange(qr_scp.port, sop.STUDY_ROOT_GET, engine.C_GET_RQ, study_get(data))
     assert responses.stored == []
     assert responses.statuses[-1] == 0xA702
     assert counts(responses.commands[-1]) == (None, 0, 3, 0)
@@ -104,7 +103,7 @@ def test_without_the_scp_role_every_sub_operation_fails(qr_scp: Listener, data: 
 def test_cancel_before_the_first_sub_operation(qr_scp: Listener, data: Data) -> None:
     responses = exchange(
         qr_scp.port,
-        qr.STUDY_ROOT_GET,
+        sop.STUDY_ROOT_GET,
         engine.C_GET_RQ,
         study_get(data),
         store_classes=[CT_IMAGE],

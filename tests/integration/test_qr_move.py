@@ -11,8 +11,7 @@ from pydicom import Dataset, dcmread
 
 from openpacs.archive.core import Core
 from openpacs.dicom import codecs
-from openpacs.dimse import engine
-from openpacs.dimse import qr_scp as qr
+from openpacs.dimse import engine, sop
 from openpacs.dimse.engine import Listener
 from tests.conftest import free_port, sample
 from tests.generators import ct_series
@@ -132,7 +131,7 @@ def test_pending_counts_partial_failure_and_originator(
         move_destinations["DEST"] = dest.address
         responses = exchange(
             qr_scp.port,
-            qr.STUDY_ROOT_MOVE,
+            sop.STUDY_ROOT_MOVE,
             engine.C_MOVE_RQ,
             study_move(data),
             move_destination="DEST",
@@ -155,7 +154,11 @@ def test_unreachable_destination_fails_every_sub_operation(
 ) -> None:
     move_destinations["GONE"] = ("127.0.0.1", free_port())
     responses = exchange(
-        qr_scp.port, qr.STUDY_ROOT_MOVE, engine.C_MOVE_RQ, study_move(data), move_destination="GONE"
+        qr_scp.port,
+        sop.STUDY_ROOT_MOVE,
+        engine.C_MOVE_RQ,
+        study_move(data),
+        move_destination="GONE",
     )
     assert responses.statuses == [0xA702]
     final = responses.commands[-1]
@@ -173,7 +176,7 @@ def test_cancel_stops_before_the_next_sub_operation(
         move_destinations["DEST"] = dest.address
         responses = exchange(
             qr_scp.port,
-            qr.STUDY_ROOT_MOVE,
+            sop.STUDY_ROOT_MOVE,
             engine.C_MOVE_RQ,
             study_move(data),
             move_destination="DEST",
@@ -194,7 +197,7 @@ def test_a_move_without_its_unique_key_is_refused(
     with Destination(tmp_path) as dest:
         move_destinations["DEST"] = dest.address
         responses = exchange(
-            qr_scp.port, qr.STUDY_ROOT_MOVE, engine.C_MOVE_RQ, ident, move_destination="DEST"
+            qr_scp.port, sop.STUDY_ROOT_MOVE, engine.C_MOVE_RQ, ident, move_destination="DEST"
         )
     assert responses.statuses == [0xA900]
     comment = responses.commands[-1].text(engine.ERROR_COMMENT)

@@ -16,7 +16,7 @@ from pydicom.uid import UID
 
 from openpacs.dicom import codecs
 from openpacs.dicom.charset import answer_charset
-from openpacs.dimse import qr_scp, sender
+from openpacs.dimse import identifier, qr_scp, sender, sop
 from openpacs.dimse.engine import COMPLETED, MAX_CONTEXTS, Message, ushort
 
 CT, MR = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4"
@@ -58,14 +58,16 @@ def test_answer_charset_looks_into_sequences() -> None:
 def test_an_identifier_round_trips_in_gb18030() -> None:
     ds = _named("Wang^XiaoDong=王^小东")
     ds.SpecificCharacterSet = "GB18030"
-    for syntax in qr_scp.IDENTIFIER_SYNTAXES:
-        data = qr_scp.encode_identifier(ds, syntax)
+    for syntax in identifier.IDENTIFIER_SYNTAXES:
+        data = identifier.encode_identifier(ds, syntax)
         assert "王".encode("gb18030") in data
-        assert str(qr_scp.decode_identifier(data, syntax).PatientName) == "Wang^XiaoDong=王^小东"
+        assert (
+            str(identifier.decode_identifier(data, syntax).PatientName) == "Wang^XiaoDong=王^小东"
+        )
 
 
 def test_extended_negotiation_grants() -> None:
-    find, move = qr_scp.STUDY_ROOT_FIND, qr_scp.PATIENT_ROOT_MOVE
+    find, move = sop.STUDY_ROOT_FIND, sop.PATIENT_ROOT_MOVE
     assert qr_scp.extended_negotiation(find, b"\x01\x01\x01\x01") == b"\x01\x01\x01\x00"
     assert qr_scp.extended_negotiation(find, b"\x00\x01") == b"\x00\x01"
     assert qr_scp.extended_negotiation(move, b"\x01\x01") == b"\x01"

@@ -562,7 +562,7 @@ class Link:
                 message.sop_class_uid,
                 message.sop_instance_uid,
                 self.contexts[message.context_id].transfer_syntax,
-                self.calling_ae,
+                self.remote_ae,  # the sender: the requestor, or the acceptor of our C-GET
             )
             os.write(fd, meta)
         else:
@@ -594,11 +594,12 @@ class Link:
             pending.path.unlink(missing_ok=True)
             self.log.warning("discarded a partly received object from %s", self.peer)
 
-    def waiting(self) -> bool:
-        """Whether the peer has sent something not read yet (never blocks)."""
+    def waiting(self, timeout: float = 0) -> bool:
+        """Whether the peer has sent something not read yet, waiting up to `timeout` seconds
+        for it (by default not at all)."""
         if self._remaining:
             return True
-        readable, _, _ = select.select([self.sock], [], [], 0)
+        readable, _, _ = select.select([self.sock], [], [], timeout)
         return bool(readable)
 
     def next_response(self) -> Message:

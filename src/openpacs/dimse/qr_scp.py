@@ -21,13 +21,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from io import BytesIO
 
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
 from sqlalchemy.orm import Session, sessionmaker
 
 from openpacs.archive import query, retrieve
@@ -59,11 +55,22 @@ from openpacs.dimse.engine import (
     at,
     us,
 )
-from openpacs.dimse.sop import VERIFICATION, storage_sop_classes
+from openpacs.dimse.identifier import IDENTIFIER_SYNTAXES, decode_identifier, encode_identifier
+from openpacs.dimse.sop import (
+    PATIENT_ROOT_FIND,
+    PATIENT_ROOT_GET,
+    PATIENT_ROOT_MOVE,
+    STUDY_ROOT_FIND,
+    STUDY_ROOT_GET,
+    STUDY_ROOT_MOVE,
+    VERIFICATION,
+    storage_sop_classes,
+)
 from openpacs.dimse.status import (
     CANCEL,
     DATASET_DOES_NOT_MATCH,
     MOVE_DESTINATION_UNKNOWN,
+    NOT_AUTHORIZED,
     PENDING,
     PENDING_WITH_WARNING,
     SUBOPERATIONS_WARNING,
@@ -77,20 +84,11 @@ from openpacs.logs import get_logger
 
 log = get_logger("qrscp")
 
-PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
-PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
-PATIENT_ROOT_GET = "1.2.840.10008.5.1.4.1.2.1.3"
-STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
-STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
-
 P, S = query.Model.PATIENT_ROOT, query.Model.STUDY_ROOT
 FIND_MODELS = {PATIENT_ROOT_FIND: P, STUDY_ROOT_FIND: S}
 MOVE_MODELS = {PATIENT_ROOT_MOVE: P, STUDY_ROOT_MOVE: S}
 GET_MODELS = {PATIENT_ROOT_GET: P, STUDY_ROOT_GET: S}
 
-# Identifiers are decoded by pydicom: the uncompressed syntaxes it reads without inflating.
-IDENTIFIER_SYNTAXES = (codecs.IMPLICIT_VR_LE, codecs.EXPLICIT_VR_LE, codecs.EXPLICIT_VR_BE)
 # C-GET storage contexts: of the requestor's syntaxes, the first lossless one we can write, so
 # that any stored object can be converted into it without loss (a syntax we could only read,
 # or a lossy one, would fit only objects stored in it).
@@ -128,22 +126,6 @@ class Request:
 
 
 # ----------------------------------------------------------------------------- datasets
-
-
-def decode_identifier(data: bytes, transfer_syntax: str) -> Dataset:
-    return read_dataset(
-        BytesIO(data),
-        is_implicit_VR=transfer_syntax == codecs.IMPLICIT_VR_LE,
-        is_little_endian=transfer_syntax != codecs.EXPLICIT_VR_BE,
-    )
-
-
-def encode_identifier(ds: Dataset, transfer_syntax: str) -> bytes:
-    out = DicomBytesIO()
-    out.is_implicit_VR = transfer_syntax == codecs.IMPLICIT_VR_LE
-    out.is_little_endian = transfer_syntax != codecs.EXPLICIT_VR_BE
-    write_dataset(out, ds)
-    return out.getvalue()
 
 
 def _request(assoc: Association, message: Message, models: Mapping[str, query.Model]) -> Request:
@@ -214,6 +196,20 @@ class QrService:
         self.storage = storage
         self.resolve = resolve
         self.pending_every = pending_every
+        # With calling_aes = "registered", each request is checked against its own permission
+        # (the association was admitted for any one of them).
+        self.allowed = {
+            permission: admission(settings.calling_aes, sessions, permission, service="qrscp")
+            for permission in (Permission.find, Permission.move, Permission.get)
+        }
+
+    def _check_permission(self, assoc: Association, permission: Permission) -> None:
+        allowed = self.allowed[permission]
+        if allowed is not None and not allowed(assoc.remote_ae):
+            raise Refused(
+                NOT_AUTHORIZED,
+                f"{assoc.remote_ae} may not {permission.value}: grant the node that permission",
+            )
 
     def handlers(self) -> dict[int, Handler]:
         return {C_FIND_RQ: self.find, C_MOVE_RQ: self.move, C_GET_RQ: self.get}
@@ -245,6 +241,7 @@ class QrService:
     def find(self, assoc: Association, message: Message) -> None:
         started = time.perf_counter()
         try:
+            self._check_permission(assoc, Permission.find)
             request = _request(assoc, message, FIND_MODELS)
             answers = self._answers(assoc, message, request)
         except (Refused, ArchiveError) as exc:
@@ -341,6 +338,7 @@ class QrService:
     def move(self, assoc: Association, message: Message) -> None:
         destination = message.text(MOVE_DESTINATION)
         try:
+            self._check_permission(assoc, Permission.move)
             address = self.resolve(destination) if destination else None
             if address is None:
                 raise Refused(
@@ -375,6 +373,7 @@ class QrService:
 
     def get(self, assoc: Association, message: Message) -> None:
         try:
+            self._check_permission(assoc, Permission.get)
             instances = self._select(assoc, message, GET_MODELS)
         except (Refused, ArchiveError) as exc:
             status = UNABLE_TO_CALCULATE_MATCHES if isinstance(exc, IndexUnavailable) else None

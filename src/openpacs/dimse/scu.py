@@ -9,7 +9,7 @@ from typing import Any
 
 from pynetdicom import AE
 
-from openpacs.dimse.sop import VERIFICATION
+from openpacs.dimse.sop import QR_MODELS, VERIFICATION
 
 _ADDRESS = re.compile(r"(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})")
 
@@ -101,10 +101,7 @@ def _failure(peer: Peer, assoc: Any, elapsed: float, timeout: float) -> Associat
 
 
 # C-FIND information models by the name a command line uses.
-FIND_MODELS = {
-    "study": "1.2.840.10008.5.1.4.1.2.2.1",  # Study Root Query/Retrieve - FIND
-    "patient": "1.2.840.10008.5.1.4.1.2.1.1",  # Patient Root Query/Retrieve - FIND
-}
+FIND_MODELS = {name: models[0] for name, models in QR_MODELS.items()}
 PENDING = frozenset({0xFF00, 0xFF01})
 
 

@@ -7,6 +7,7 @@ from pydicom import Dataset
 from openpacs.archive import errors
 
 SUCCESS = 0x0000
+NOT_AUTHORIZED = 0x0124  # general status (PS3.7 C.5): the requestor may not do this
 DUPLICATE_SOP_INSTANCE = 0x0111
 OUT_OF_RESOURCES = 0xA700
 DATASET_DOES_NOT_MATCH = 0xA900

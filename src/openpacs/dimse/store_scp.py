@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 from openpacs.archive.errors import ArchiveError
 from openpacs.archive.ingest import Archive, Incoming, Origin
@@ -44,6 +45,25 @@ def store(archive: Archive, received: Incoming) -> tuple[int, str | None]:
         f" ({'; '.join(result.notes)})" if result.notes else "",
     )
     return SUCCESS, None
+
+
+def retrieved_into(archive: Archive) -> Callable[[Message, str], tuple[int, str | None]]:
+    """Where our C-GET's C-STORE sub-operations go (a Part-10 temp file each, from the node
+    `sender_ae`): the archive's ingest, exactly as the Store SCP stores."""
+
+    def store_retrieved(message: Message, sender_ae: str) -> tuple[int, str | None]:
+        if message.path is None:
+            return CANNOT_UNDERSTAND, "C-STORE-RQ without a dataset"
+        incoming = Incoming(
+            path=message.path,
+            origin=Origin.retrieve,
+            calling_ae=sender_ae,
+            expected_sop_class_uid=message.sop_class_uid,
+            expected_sop_instance_uid=message.sop_instance_uid,
+        )
+        return store(archive, incoming)
+
+    return store_retrieved
 
 
 def make_store_handler(archive: Archive) -> Handler:

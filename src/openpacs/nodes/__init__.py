@@ -10,7 +10,9 @@ from openpacs.nodes.errors import (
     PeerRefused,
     PeerSilent,
     PeerUnavailable,
+    ServiceUnavailable,
 )
+from openpacs.nodes.query import Find, FindResult, query
 from openpacs.nodes.registry import (
     NodeDirectory,
     SeedReport,
@@ -34,12 +36,15 @@ __all__ = [
     "Echo",
     "EchoResult",
     "EchoUnavailable",
+    "Find",
+    "FindResult",
     "NodeDirectory",
     "NodeNotFound",
     "PeerRefused",
     "PeerSilent",
     "PeerUnavailable",
     "SeedReport",
+    "ServiceUnavailable",
     "create",
     "delete",
     "destination",
@@ -48,6 +53,7 @@ __all__ = [
     "list_nodes",
     "permissions",
     "permits",
+    "query",
     "seed",
     "settings_of",
     "update",

@@ -13,8 +13,12 @@ class DuplicateNode(Conflict):
     """Another registered node has that name already."""
 
 
-class EchoUnavailable(ArchiveError):
-    """This process cannot verify the node: no DIMSE side wired in, or TLS asked for."""
+class ServiceUnavailable(ArchiveError):
+    """This process cannot talk to the node: no DIMSE side wired in, or TLS asked for."""
+
+
+class EchoUnavailable(ServiceUnavailable):
+    """This process cannot verify the node (C-ECHO)."""
 
 
 class PeerUnavailable(ArchiveError):

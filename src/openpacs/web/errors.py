@@ -17,7 +17,7 @@ HTTP_STATUS: tuple[tuple[type[errors.ArchiveError], int], ...] = (
     (errors.CannotConvert, 406),
     (errors.DuplicateRefused, 409),
     (errors.Conflict, 409),
-    (nodes.EchoUnavailable, 501),
+    (nodes.ServiceUnavailable, 501),
     (nodes.PeerRefused, 502),
     (nodes.PeerSilent, 504),
     (errors.InvalidInstance, 400),

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from openpacs.archive.core import Core
-from openpacs.nodes import Echo
+from openpacs.nodes import Echo, Find
 
 
 def _nothing() -> None:
@@ -23,6 +23,7 @@ class Services:
     openpacs.dimse, so openpacs.web never imports it; missing ones answer 501."""
 
     echo: Echo | None = None
+    find: Find | None = None
     # Called after a job is queued again, so an idle worker starts it now, not at its next poll.
     wake_jobs: Callable[[], None] = _nothing
 

@@ -12,14 +12,15 @@ from pydantic import BaseModel, Field, field_validator
 from openpacs import jobs, logs, nodes
 from openpacs.archive.models import Job, JobFailure
 from openpacs.archive.retrieve import select_named
+from openpacs.dicom import qr
 from openpacs.dicom.uids import check_uid
 from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession, core_of
 
 log = logs.get_logger("api")
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 FAILURES_SHOWN = 1000
-# The kind openpacs.dimse.store_job registers (this side may not import openpacs.dimse).
-STORE_KIND = "store"
+# The kinds openpacs.dimse registers (this side may not import openpacs.dimse).
+STORE_KIND, MOVE_KIND, GET_KIND = "store", "move", "get"
 MAX_UIDS = 10_000
 
 
@@ -146,6 +147,80 @@ def store_job(
     # After the commit (background tasks run once the answer is out), or the worker misses it.
     background.add_task(services.wake_jobs)
     return JobOut.of(job)
+
+
+class RetrieveIn(BaseModel):
+    """What to retrieve from a registered node: a patient (patient root), studies, series of
+    one study, or instances of one series."""
+
+    node: str = Field(min_length=1)
+    patient_id: str | None = Field(default=None, max_length=64)
+    studies: list[str] = Field(default_factory=list, max_length=MAX_UIDS)
+    series: list[str] = Field(default_factory=list, max_length=MAX_UIDS)
+    instances: list[str] = Field(default_factory=list, max_length=MAX_UIDS)
+
+    @field_validator("studies", "series", "instances")
+    @classmethod
+    def _uids(cls, values: list[str]) -> list[str]:
+        return list(dict.fromkeys(check_uid(value, "UID") for value in values))
+
+
+class MoveIn(RetrieveIn):
+    # The AE title the node sends to; left out: our Store SCP (retrieve to this archive).
+    destination: str | None = Field(default=None, min_length=1, max_length=16)
+
+
+def _queue_retrieve(
+    kind: str,
+    body: RetrieveIn,
+    session: WriteSession,
+    services: ServicesDep,
+    background: BackgroundTasks,
+) -> JobOut | JSONResponse:
+    nodes.get(session, body.node)
+    try:
+        selection = qr.Selection.of(body.model_dump())
+    except qr.InvalidKeys as exc:
+        log.warning("POST /api/jobs/%s -> 422: %s", kind, exc)
+        return JSONResponse({"error": "InvalidSelection", "detail": str(exc)}, status_code=422)
+    job = jobs.create(session, kind, body.model_dump(exclude_none=True))
+    log.info("job %d queued: %s %s from %s", job.id, kind, selection.describe(), body.node)
+    background.add_task(services.wake_jobs)
+    return JobOut.of(job)
+
+
+RETRIEVE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such node"},
+    422: {"description": "not a patient, studies, series of one study or instances of one"},
+}
+
+
+@router.post(
+    "/move",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=RETRIEVE_RESPONSES,
+)
+def move_job(
+    body: MoveIn, session: WriteSession, services: ServicesDep, background: BackgroundTasks
+) -> JobOut | JSONResponse:
+    """Queue a job asking a node to C-MOVE studies, series or instances (or a patient) to
+    `destination`, by default to us; follow it with GET /api/jobs/{id}."""
+    return _queue_retrieve(MOVE_KIND, body, session, services, background)
+
+
+@router.post(
+    "/get",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=RETRIEVE_RESPONSES,
+)
+def get_instances_job(
+    body: RetrieveIn, session: WriteSession, services: ServicesDep, background: BackgroundTasks
+) -> JobOut | JSONResponse:
+    """Queue a job fetching studies, series or instances (or a patient) from a node with
+    C-GET into this archive; follow it with GET /api/jobs/{id}."""
+    return _queue_retrieve(GET_KIND, body, session, services, background)
 
 
 @router.get("/{job_id}", response_model=JobDetail)

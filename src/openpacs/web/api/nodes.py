@@ -1,16 +1,21 @@
-"""/api/nodes: the registry of remote DICOM nodes, and C-ECHO to verify one."""
+"""/api/nodes: the registry of remote DICOM nodes, C-ECHO to verify one, C-FIND to query one."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from openpacs import logs, nodes
 from openpacs.archive.models import Node
 from openpacs.config import NodeSettings, NodeUse, Permission
+from openpacs.dicom import json as dicom_json
+from openpacs.dicom import qr
 from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession
 
 log = logs.get_logger("api")
@@ -108,4 +113,55 @@ def echo_node(name: str, session: ReadSession, services: ServicesDep) -> EchoOut
         port=node.port,
         status=result.status,
         round_trip_ms=round(result.seconds * 1000, 3),
+    )
+
+
+class FindIn(BaseModel):
+    """A C-FIND: the level, the information model, and keys (keyword → value to match, or ""
+    to have it returned); each level's usual keys are returned anyway."""
+
+    level: str = "STUDY"
+    model: Literal["study", "patient"] = "study"
+    keys: dict[str, str] = Field(default_factory=dict, max_length=100)
+
+
+class FindOut(BaseModel):
+    node: str
+    level: str
+    answers: list[dict[str, Any]]  # DICOM JSON (PS3.18 F.2), as QIDO-RS answers
+
+
+@router.post(
+    "/{name}/find",
+    response_model=FindOut,
+    responses={
+        400: {"description": "a key that cannot be sent"},
+        502: {"description": "the node refused the association or the query"},
+        504: {"description": "the node did not answer"},
+    },
+)
+def find_on_node(
+    name: str, body: FindIn, session: ReadSession, services: ServicesDep
+) -> FindOut | JSONResponse:
+    """C-FIND on the node: its answers as DICOM JSON; 502 when it refuses (with its status and
+    reason), 504 when it does not answer."""
+    node = nodes.get(session, name)
+    try:
+        identifier, _ = qr.find_identifier(body.level, body.keys)
+    except qr.InvalidKeys as exc:
+        log.warning("POST /api/nodes/%s/find -> 400: %s", name, exc)
+        return JSONResponse({"error": "InvalidKeys", "detail": str(exc)}, status_code=400)
+    started = time.perf_counter()
+    result = nodes.query(services.find, nodes.Address.of(node), identifier, body.model)
+    log.info(
+        "C-FIND node %s at %s level: %d answer(s) in %.0f ms",
+        node.name,
+        identifier.QueryRetrieveLevel,
+        len(result.answers),
+        (time.perf_counter() - started) * 1000,
+    )
+    return FindOut(
+        node=node.name,
+        level=identifier.QueryRetrieveLevel,
+        answers=[dicom_json.to_json(answer) for answer in result.answers],
     )
