@@ -16,7 +16,7 @@ from openpacs import __version__, config
 if TYPE_CHECKING:  # imported where used, so that `openpacs --help` stays quick
     from openpacs.archive.retrieve import StoredInstance
     from openpacs.dicom.qr import Selection
-    from openpacs.dimse.retrieve_scu import RetrieveResult
+    from openpacs.dimse.qr_scu import Result as QrResult
     from openpacs.dimse.scu import Peer as ScuPeer
     from openpacs.dimse.sender import Peer, StoreOutcome
 
@@ -156,8 +156,6 @@ def echo(
         result = send_echo(target, calling_ae=calling_ae, timeout=timeout)
     except (ValueError, AssociationFailed) as exc:
         raise fail(exc) from exc
-    except OSError as exc:  # e.g. a host name that does not resolve
-        raise fail(f"cannot reach {peer}: {exc}") from exc
     if result.status != 0:
         raise fail(f"C-ECHO answered status 0x{result.status:04X}")
     console.print(Text(f"C-ECHO {peer}: success in {result.seconds * 1000:.1f} ms"))
@@ -339,7 +337,7 @@ def query(
 ) -> None:
     """Query a DICOM node (C-FIND) and print the answers as a table."""
     from openpacs.dicom import qr
-    from openpacs.dimse import scu
+    from openpacs.dimse import qr_scu, scu
 
     settings = _settings(config_file)
     try:
@@ -349,7 +347,7 @@ def query(
     level = identifier.QueryRetrieveLevel
     peer = _peer_of(settings, node)
     try:
-        result = scu.find(
+        result = qr_scu.find(
             peer,
             identifier,
             model=model,
@@ -360,8 +358,6 @@ def query(
         raise fail(exc, 2) from exc
     except scu.AssociationFailed as exc:
         raise fail(exc) from exc
-    except OSError as exc:  # e.g. a host name that does not resolve
-        raise fail(f"cannot reach {node}: {exc}") from exc
     table = Table(*columns, title=f"{len(result.answers)} {level.lower()} answer(s) from {node}")
     for answer in result.answers:
         table.add_row(*(Text(_shown(answer.get(column))) for column in columns))
@@ -466,56 +462,41 @@ def _retrieve(
     calling_ae: str,
     destination: str,
     timeout: float,
-) -> list[RetrieveResult]:
+) -> list[QrResult]:
     """Each request of the selection in turn, with one progress bar over all of them."""
     from openpacs.archive.core import open_core
-    from openpacs.dimse import retrieve_scu
-    from openpacs.dimse.engine import AssociationFailed
+    from openpacs.dimse import qr_scu
+    from openpacs.dimse.scu import AssociationFailed
     from openpacs.dimse.store_scp import retrieved_into
 
-    node = retrieve_scu.Node(peer.ae_title, peer.host, peer.port)
     core = open_core(settings) if get else None
-    results: list[retrieve_scu.RetrieveResult] = []
+    results: list[qr_scu.Result] = []
     try:
         with _progress() as progress:
             task = progress.add_task(f"{selection.describe()} from {peer} {where}", total=None)
             before = 0
 
-            def show(counts: retrieve_scu.Counts) -> None:
-                done = counts.completed + counts.warning + counts.failed
+            def show(counts: qr_scu.Counts) -> None:
                 total = before + counts.total if counts.total is not None else None
-                progress.update(task, total=total, completed=before + done)
+                progress.update(task, total=total, completed=before + counts.handled)
 
             for model, identifier in selection.identifiers():
-                if core is None:
-                    result = retrieve_scu.move(
-                        node,
-                        identifier,
-                        destination=destination,
-                        model=model,
-                        calling_ae=calling_ae,
-                        timeout=timeout,
-                        progress=show,
-                    )
-                else:
-                    result = retrieve_scu.get(
-                        node,
-                        identifier,
-                        store=retrieved_into(core.archive),
-                        model=model,
-                        calling_ae=calling_ae,
-                        timeout=timeout,
-                        temp_dir=core.storage.temp_dir,
-                        progress=show,
-                    )
+                result = qr_scu.retrieve(
+                    peer,
+                    identifier,
+                    model=model,
+                    calling_ae=calling_ae,
+                    timeout=timeout,
+                    destination=None if core else destination,
+                    store=retrieved_into(core.archive) if core else None,
+                    temp_dir=core.storage.temp_dir if core else None,
+                    progress=show,
+                )
                 show(result.counts)
-                c = result.counts
-                before += c.completed + c.warning + c.failed
+                before += result.counts.handled
                 results.append(result)
     except AssociationFailed as exc:
         raise fail(f"nothing retrieved: {exc}") from exc
-    except OSError as exc:  # e.g. a host name that does not resolve
-        raise fail(f"nothing retrieved: cannot reach {peer.host}:{peer.port}: {exc}") from exc
     finally:
         if core is not None:
             core.close()

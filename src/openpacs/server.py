@@ -26,7 +26,7 @@ from pydicom import Dataset
 from openpacs import logs, nodes
 from openpacs.archive.core import Core, open_core
 from openpacs.config import Settings
-from openpacs.dimse import scu
+from openpacs.dimse import qr_scu, scu
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.qr_scp import make_qr_listener
 from openpacs.dimse.retrieve_job import GET, MOVE, make_get_handler, make_move_handler
@@ -80,8 +80,6 @@ def _reaching(address: nodes.Address) -> Iterator[scu.Peer]:
         raise nodes.PeerSilent(str(exc)) from exc
     except scu.AssociationFailed as exc:
         raise nodes.PeerRefused(str(exc)) from exc
-    except OSError as exc:  # e.g. a host name that does not resolve
-        raise nodes.PeerRefused(f"cannot reach {address.host}:{address.port}: {exc}") from exc
 
 
 def echo_node(
@@ -103,7 +101,7 @@ def find_node(
 ) -> nodes.FindResult:
     """C-FIND a registered node (for the REST API)."""
     with _reaching(address) as peer:
-        result = scu.find(peer, identifier, model=model, calling_ae=calling_ae, timeout=timeout)
+        result = qr_scu.find(peer, identifier, model=model, calling_ae=calling_ae, timeout=timeout)
     return nodes.FindResult(result.answers, result.status, result.comment)
 
 

@@ -8,7 +8,6 @@ without an openpacs.toml. The index is real (SQLite, and PostgreSQL when configu
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import re
@@ -407,20 +406,16 @@ def test_echo_a_running_store_scp(store_scp: Settings) -> None:
 def test_echo_with_the_wrong_called_ae_is_rejected(store_scp: Settings) -> None:
     result = invoke("echo", f"NOTTHEAE@127.0.0.1:{store_scp.storescp.port}", "--timeout", "5")
     assert result.exit_code == 1
-    assert "failed (rejected)" in flat(result.stderr)
-    assert "called AE title" in flat(result.stderr)
+    assert "rejected the association permanently: called AE title not recognised" in flat(
+        result.stderr
+    )
 
 
-# pynetdicom 3.0.4 leaves the socket of a refused connection unclosed (shutdown() on an
-# unconnected socket raises before close(); pydicom/pynetdicom#979, fixed by #999); collect it
-# here so its ResourceWarning is not reported against some later test.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_echo_a_closed_port_exits_1() -> None:
     port = free_port()  # nothing listens there
     result = invoke("echo", f"STORESCP@127.0.0.1:{port}", "--timeout", "5")
-    gc.collect()
     assert result.exit_code == 1
-    assert f"association with STORESCP@127.0.0.1:{port} failed" in flat(result.stderr)
+    assert f"cannot connect to STORESCP@127.0.0.1:{port}: Connection refused" in flat(result.stderr)
     assert "check the host, port" in flat(result.stderr)
     assert result.stdout == ""
 
@@ -589,10 +584,8 @@ def test_query_mistakes_exit_2_naming_the_fix(qr_scp: Settings) -> None:
     assert result.exit_code == 2 and "PATIENT, STUDY, SERIES, IMAGE" in flat(result.stderr)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_query_a_closed_port_exits_1() -> None:
     result = invoke("query", f"QR@127.0.0.1:{free_port()}", "--timeout", "5")
-    gc.collect()  # pynetdicom's unclosed socket of a refused connection: see the echo test
     assert result.exit_code == 1
     assert "check the host, port" in flat(result.stderr)
 

@@ -3,7 +3,6 @@ dcmtk's dcmqrscp and Orthanc (Debian package), retrieving into this archive."""
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,9 +211,6 @@ def test_find_move_and_get_from_orthanc_through_the_api(
     assert detail["kind"] == "move" and detail["parameters"]["node"] == "orthanc"
 
 
-# pynetdicom 3.0.4 (our C-FIND client) leaves the socket of a refused connection unclosed
-# (pydicom/pynetdicom#979); collected here so its warning is not reported against a later test.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_find_and_retrieve_requests_are_checked_before_anything_is_queued(
     core: Core, runner: JobRunner
 ) -> None:
@@ -224,9 +220,8 @@ def test_find_and_retrieve_requests_are_checked_before_anything_is_queued(
     assert bad_key.status_code == 400
     assert "not a DICOM keyword" in bad_key.json()["detail"]
     refused = client.post("/api/nodes/somewhere/find", json={"keys": {"PatientName": "X*"}})
-    gc.collect()
     assert refused.status_code == 502, refused.text
-    assert "refused" in refused.json()["detail"]
+    assert "Connection refused" in refused.json()["detail"]
     unknown = client.post("/api/jobs/get", json={"node": "nowhere", "studies": ["1.2.3"]})
     assert unknown.status_code == 404
     two_studies = client.post(

@@ -172,6 +172,20 @@ def test_an_instance_the_node_refuses_is_a_failure_of_its_own(
     ]
     assert len(received) == 3
 
+    # A retry resumes from the checkpoint: only the refused instance is offered again.
+    with StoreScp(tmp_path / "again") as scp:
+        with core.writing() as session:
+            nodes.update(
+                session,
+                "dest",
+                NodeSettings(name="dest", ae_title=scp.ae_title, host="127.0.0.1", port=scp.port),
+            )
+            jobs.retry(session, job_id)
+        runner.run_next()
+        assert scp.received() == {}
+    job = job_of(core, job_id)
+    assert (job["state"], job["total"], job["done"], job["failed"]) == ("partly_failed", 4, 3, 1)
+
 
 def _read(path: Path, keyword: str) -> str:
     return str(dcmread(path, stop_before_pixels=True)[keyword].value)

@@ -96,7 +96,19 @@ class PeerGone(Exception):
 
 
 class AssociationFailed(Exception):
-    """An association we asked for did not come about; the message says why."""
+    """An association we asked for did not come about, or broke; the message says why."""
+
+
+class Refused(AssociationFailed):
+    """The peer said no: connection refused, association rejected or aborted."""
+
+
+class NoAnswer(AssociationFailed):
+    """Nothing came back from the peer before the timeout."""
+
+
+class NoContexts(Refused):
+    """The peer accepted the association but none of the presentation contexts proposed."""
 
 
 # ----------------------------------------------------------------------------- commands
@@ -1045,8 +1057,17 @@ def request_association(
     where = f"{called_ae}@{host}:{port}"
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError as exc:
+        raise NoAnswer(
+            f"cannot connect to {where}: no answer within {timeout:g} s; check the host, port "
+            "and firewalls on the way"
+        ) from exc
     except OSError as exc:
-        raise AssociationFailed(f"cannot connect to {where}: {exc}") from exc
+        reason = exc.strerror or str(exc)
+        raise Refused(
+            f"cannot connect to {where}: {reason}; check the host, port and that the node is "
+            "running"
+        ) from exc
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     link = Link(sock, (host, port), log)
     link.calling_ae, link.called_ae, link.remote_ae = calling_ae, called_ae, called_ae
@@ -1056,10 +1077,17 @@ def request_association(
     except AssociationFailed:
         link.close()
         raise
+    except TimeoutError as exc:
+        link.abort()
+        link.close()
+        raise NoAnswer(
+            f"{where} accepted the connection but did not answer the association request "
+            f"within {timeout:g} s; check that it is a DICOM port"
+        ) from exc
     except (OSError, PeerGone, Abort) as exc:
         link.abort()
         link.close()
-        raise AssociationFailed(f"association with {where} failed: {exc}") from exc
+        raise Refused(f"association with {where} failed: {exc}") from exc
     link.established = True
     return link
 
@@ -1114,9 +1142,12 @@ def _read_acceptance(link: Link, proposals: Sequence[Proposal], where: str) -> N
         source, diagnostic = int(answer.result_source or 0), int(answer.diagnostic or 0)
         why = _REJECT_REASONS.get((source, diagnostic), f"source {source} reason {diagnostic}")
         permanence = "permanently" if answer.result == 1 else "for now"
-        raise AssociationFailed(f"{where} rejected the association {permanence}: {why}")
+        raise Refused(
+            f"{where} rejected the association {permanence}: {why}; check the called AE title "
+            f"and that the node accepts our AE title {link.calling_ae}"
+        )
     if kind == 0x07:
-        raise AssociationFailed(f"{where} aborted the association request")
+        raise Refused(f"{where} aborted the association request")
     if kind != 0x02:
         raise Abort(UNEXPECTED_PDU, f"PDU type {kind} in answer to A-ASSOCIATE-RQ")
     accepted = pdu.A_ASSOCIATE_AC()
@@ -1141,4 +1172,4 @@ def _read_acceptance(link: Link, proposals: Sequence[Proposal], where: str) -> N
             reverse=roles.get(abstract, False),
         )
     if not link.contexts:
-        raise AssociationFailed(f"{where} accepted none of the proposed presentation contexts")
+        raise NoContexts(f"{where} accepted none of the proposed presentation contexts")

@@ -21,8 +21,9 @@ from typing import Any
 from openpacs import nodes
 from openpacs.archive.core import Core
 from openpacs.dicom.qr import Selection
-from openpacs.dimse import retrieve_scu
+from openpacs.dimse import qr_scu
 from openpacs.dimse.engine import AssociationFailed, Message
+from openpacs.dimse.scu import Peer
 from openpacs.dimse.status import (
     CANCEL,
     MOVE_DESTINATION_UNKNOWN,
@@ -49,7 +50,7 @@ class _Tally:
         self.done = 0  # what the context has been told
         self.failed_items: set[str] = set()
 
-    def progress(self, counts: retrieve_scu.Counts) -> None:
+    def progress(self, counts: qr_scu.Counts) -> None:
         if counts.total is not None:
             self.context.set_total(self.total_before + counts.total)
         done = self.done_before + counts.completed + counts.warning
@@ -57,7 +58,7 @@ class _Tally:
             self.context.add_done(done - self.done)
             self.done = done
 
-    def finish(self, result: retrieve_scu.RetrieveResult) -> None:
+    def finish(self, result: qr_scu.Result) -> None:
         self.progress(result.counts)
         counts = result.counts
         self.total_before += counts.completed + counts.warning + counts.failed
@@ -89,7 +90,7 @@ def _make_handler(core: Core, kind: str) -> Handler:
             address = nodes.Address.of(nodes.get(session, name))
         if address.tls:
             raise ValueError(f"node {name!r} has tls = true; openpacs cannot retrieve over TLS yet")
-        node = retrieve_scu.Node(address.ae_title, address.host, address.port)
+        node = Peer(address.ae_title, address.host, address.port)
         destination = str(parameters.get("destination") or calling_ae)
         tally = _Tally(context)
         stop: list[Cancelled | Interrupted] = []
@@ -113,29 +114,18 @@ def _make_handler(core: Core, kind: str) -> Handler:
         for model, identifier in selection.identifiers():
             context.check_cancelled()
             try:
-                if kind == MOVE:
-                    result = retrieve_scu.move(
-                        node,
-                        identifier,
-                        destination=destination,
-                        model=model,
-                        calling_ae=calling_ae,
-                        timeout=timeout,
-                        cancelled=cancelled,
-                        progress=tally.progress,
-                    )
-                else:
-                    result = retrieve_scu.get(
-                        node,
-                        identifier,
-                        store=store_here,
-                        model=model,
-                        calling_ae=calling_ae,
-                        timeout=timeout,
-                        temp_dir=core.storage.temp_dir,
-                        cancelled=cancelled,
-                        progress=tally.progress,
-                    )
+                result = qr_scu.retrieve(
+                    node,
+                    identifier,
+                    model=model,
+                    calling_ae=calling_ae,
+                    timeout=timeout,
+                    destination=destination if kind == MOVE else None,
+                    store=store_here if kind == GET else None,
+                    temp_dir=core.storage.temp_dir,
+                    cancelled=cancelled,
+                    progress=tally.progress,
+                )
             except AssociationFailed as exc:
                 raise Transient(f"node {name!r} ({node}): {exc}") from exc
             tally.finish(result)
@@ -154,9 +144,7 @@ def _make_handler(core: Core, kind: str) -> Handler:
     return run
 
 
-def _settle(
-    result: retrieve_scu.RetrieveResult, tally: _Tally, name: str, destination: str | None
-) -> None:
+def _settle(result: qr_scu.Result, tally: _Tally, name: str, destination: str | None) -> None:
     """Turn one request's final status into job failures, a retry or the end of the job."""
     status, comment = result.status, result.comment
     said = f"status 0x{status:04X}" + (f": {comment}" if comment else "")

@@ -1,15 +1,41 @@
-"""The SCU side: what openpacs asks of other DICOM nodes."""
+"""The SCU side's common ground: who a peer is, C-ECHO, and one request-response exchange.
+
+Every SCU (C-ECHO here, C-FIND/C-MOVE/C-GET in qr_scu.py, C-STORE in sender.py) runs on our
+own engine; failures are `AssociationFailed`: `Refused` when the peer said no, `NoAnswer` when
+it stayed silent.
+"""
 
 from __future__ import annotations
 
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from pynetdicom import AE
+from openpacs.dicom import codecs
+from openpacs.dimse.engine import (
+    AFFECTED_SOP_CLASS,
+    C_ECHO_RQ,
+    C_ECHO_RSP,
+    COMMAND_FIELD,
+    DATASET_TYPE,
+    MESSAGE_ID,
+    NO_DATASET,
+    Abort,
+    AssociationFailed,
+    Link,
+    NoAnswer,
+    PeerGone,
+    Proposal,
+    Refused,
+    encode_command,
+    request_association,
+    ui,
+    us,
+)
+from openpacs.dimse.sop import VERIFICATION
+from openpacs.logs import get_logger
 
-from openpacs.dimse.sop import QR_MODELS, VERIFICATION
+log = get_logger("qrscu")
 
 _ADDRESS = re.compile(r"(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})")
 
@@ -19,6 +45,9 @@ class Peer:
     ae_title: str
     host: str
     port: int
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
 
     @classmethod
     def parse(cls, text: str) -> Peer:
@@ -34,20 +63,53 @@ class Peer:
         return cls(match["ae"], match["host"], port)
 
 
-class AssociationFailed(Exception):
-    """The peer could not be reached or rejected the association."""
+def associate(
+    peer: Peer,
+    proposals: list[Proposal],
+    *,
+    calling_ae: str,
+    timeout: float,
+    scp_roles: list[str] | None = None,
+) -> Link:
+    """An association whose first proposal (the service asked for) was accepted."""
+    link = request_association(
+        peer.host,
+        peer.port,
+        calling_ae=calling_ae,
+        called_ae=peer.ae_title,
+        proposals=proposals,
+        log=log,
+        timeout=timeout,
+        scp_roles=scp_roles or [],
+    )
+    wanted = proposals[0].abstract_syntax
+    if not any(context.abstract_syntax == wanted for context in link.contexts.values()):
+        link.release(timeout)
+        raise Refused(f"{peer} does not offer {describe(wanted)}")
+    return link
 
 
-class Refused(AssociationFailed):
-    """The peer said no: connection refused, association rejected or aborted."""
+def describe(sop_class: str) -> str:
+    """A service class as a person names it."""
+    from openpacs.dimse.sop import QR_MODELS
+
+    for name, models in QR_MODELS.items():
+        if sop_class in models:
+            verb = ("C-FIND", "C-MOVE", "C-GET")[models.index(sop_class)]
+            other = "patient" if name == "study" else "study"
+            return f"the {name} root {verb} model (try the {other} root model)"
+    return "verification (C-ECHO)" if sop_class == VERIFICATION else sop_class
 
 
-class NoAnswer(AssociationFailed):
-    """Nothing came back from the peer before the timeout."""
-
-
-# Only waiting for silence takes (nearly) the whole timeout; a refusal comes back at once.
-SILENCE = 0.9
+def broke(link: Link, exc: Exception, what: str) -> AssociationFailed:
+    """Close a link that failed mid-exchange; the error to raise, saying how it failed."""
+    link.abort(exc.reason if isinstance(exc, Abort) else 0)
+    link.close()
+    if isinstance(exc, TimeoutError):
+        return NoAnswer(f"{link.peer} did not answer the {what} in time")
+    if isinstance(exc, PeerGone):
+        return Refused(f"{link.peer} ended the association instead of answering the {what}")
+    return Refused(f"the association with {link.peer} broke during the {what}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -57,108 +119,40 @@ class EchoResult:
 
 
 def echo(peer: Peer, *, calling_ae: str = "OPENPACS", timeout: float = 10) -> EchoResult:
-    """C-ECHO: the status and the round-trip time of association plus echo."""
-    ae = AE(ae_title=calling_ae)
-    ae.acse_timeout = timeout
-    ae.dimse_timeout = timeout
-    ae.network_timeout = timeout
-    ae.connection_timeout = timeout
-    ae.add_requested_context(VERIFICATION)
+    """C-ECHO: the status and the round-trip time of association, echo and release."""
     started = time.perf_counter()
-    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
-    if not assoc.is_established:
-        raise _failure(peer, assoc, time.perf_counter() - started, timeout)
-    try:
-        status = assoc.send_c_echo()
-    finally:
-        assoc.release()
-    elapsed = time.perf_counter() - started
-    if not status or "Status" not in status:
-        where = f"{peer.ae_title}@{peer.host}:{peer.port}"
-        if elapsed >= SILENCE * timeout:
-            raise NoAnswer(f"{where} did not answer the C-ECHO within {timeout:g} s")
-        raise Refused(f"{where} aborted the association instead of answering the C-ECHO")
-    return EchoResult(int(status.Status), elapsed)
-
-
-def _failure(peer: Peer, assoc: Any, elapsed: float, timeout: float) -> AssociationFailed:
-    failed = f"association with {peer.ae_title}@{peer.host}:{peer.port} failed"
-    if assoc.is_rejected:
-        answer = assoc.acceptor.primitive
-        why = f"{answer.result_str}, {answer.source_str}: {answer.reason_str}" if answer else "-"
-        return Refused(
-            f"{failed} (rejected); the node says {why}; check the called AE title and that "
-            f"the node accepts our AE title {assoc.requestor.ae_title}"
-        )
-    if elapsed >= SILENCE * timeout:
-        return NoAnswer(
-            f"{failed} (no answer within {timeout:g} s); check the host, port and firewalls "
-            "on the way"
-        )
-    return Refused(
-        f"{failed} (refused or aborted); check the host, port and that the node is running"
+    syntaxes = (codecs.IMPLICIT_VR_LE, codecs.EXPLICIT_VR_LE)
+    link = associate(
+        peer, [Proposal(VERIFICATION, syntaxes)], calling_ae=calling_ae, timeout=timeout
     )
-
-
-# C-FIND information models by the name a command line uses.
-FIND_MODELS = {name: models[0] for name, models in QR_MODELS.items()}
-PENDING = frozenset({0xFF00, 0xFF01})
-
-
-@dataclass(frozen=True)
-class FindResult:
-    answers: list[Any]  # pydicom Datasets, in the order the peer sent them
-    status: int  # the final status
-    comment: str = ""  # the final status's ErrorComment: why a query failed
-
-
-def find(
-    peer: Peer,
-    identifier: Any,
-    *,
-    model: str = "study",
-    calling_ae: str = "OPENPACS",
-    timeout: float = 30,
-) -> FindResult:
-    """C-FIND: every answer to `identifier` (a pydicom Dataset holding QueryRetrieveLevel) and
-    the final status. Raises AssociationFailed like `echo`, NoAnswer when answers stop."""
-    if model not in FIND_MODELS:
-        raise ValueError(f"model {model!r}: use one of {', '.join(FIND_MODELS)}")
-    ae = AE(ae_title=calling_ae)
-    ae.acse_timeout = timeout
-    ae.dimse_timeout = timeout
-    ae.network_timeout = timeout
-    ae.connection_timeout = timeout
-    ae.add_requested_context(FIND_MODELS[model])
-    started = time.perf_counter()
-    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
-    if not assoc.is_established:
-        raise _failure(peer, assoc, time.perf_counter() - started, timeout)
-    answers = []
-    final: int | None = None
-    comment = ""
     try:
-        if not any(cx.abstract_syntax == FIND_MODELS[model] for cx in assoc.accepted_contexts):
-            raise Refused(
-                f"{peer.ae_title}@{peer.host}:{peer.port} does not offer the {model} root C-FIND"
-                f" model; try --model {'patient' if model == 'study' else 'study'}"
-            )
-        for status, answer in assoc.send_c_find(identifier, FIND_MODELS[model]):
-            if not status or "Status" not in status:
-                break  # the association was aborted or timed out: no final status
-            code = int(status.Status)
-            if code in PENDING:
-                if answer is not None:
-                    answers.append(answer)
-                continue
-            final = code
-            comment = str(status.get("ErrorComment", "") or "")
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    if final is None:
-        raise NoAnswer(
-            f"{peer.ae_title}@{peer.host}:{peer.port} stopped answering the C-FIND "
-            f"(aborted, or silent for {timeout:g} s) after {len(answers)} answer(s)"
-        )
-    return FindResult(answers, final, comment)
+        link.sock.settimeout(timeout)
+        context = next(iter(link.contexts))
+        message_id = link.next_message_id()
+        command = {
+            AFFECTED_SOP_CLASS: ui(VERIFICATION),
+            COMMAND_FIELD: us(C_ECHO_RQ),
+            MESSAGE_ID: us(message_id),
+            DATASET_TYPE: us(NO_DATASET),
+        }
+        link.send(context, encode_command(command))
+        answer = link.next_message()
+        if answer is None or answer.command_field != C_ECHO_RSP or answer.status is None:
+            raise Abort(0, "no C-ECHO response")
+    except (OSError, PeerGone, Abort) as exc:
+        raise broke(link, exc, "C-ECHO") from exc
+    link.release(timeout)
+    return EchoResult(answer.status, time.perf_counter() - started)
+
+
+__all__ = [
+    "AssociationFailed",
+    "EchoResult",
+    "NoAnswer",
+    "Peer",
+    "Refused",
+    "associate",
+    "broke",
+    "describe",
+    "echo",
+]

@@ -46,6 +46,7 @@ from openpacs.dimse.engine import (
     Abort,
     AssociationFailed,
     Link,
+    NoContexts,
     PeerGone,
     Proposal,
     Readable,
@@ -55,6 +56,7 @@ from openpacs.dimse.engine import (
     ui,
     us,
 )
+from openpacs.dimse.scu import Peer
 from openpacs.logs import get_logger
 
 log = get_logger("storescu")
@@ -78,16 +80,6 @@ class Sendable(Protocol):
     def transfer_syntax_uid(self) -> str: ...
     @property
     def path(self) -> Path: ...
-
-
-@dataclass(frozen=True)
-class Peer:
-    ae_title: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -432,20 +424,18 @@ def send_all(
                     raise
                 _lost(scu.link, report, instances[index:], exc)
                 break
-            _note(scu, report, outcome, progress)
+            _note(scu.link.peer, report, outcome, progress)
     finally:
         scu.close()
     return report
 
 
-def _note(
-    scu: StoreSCU, report: SendReport, outcome: StoreOutcome, progress: Progress | None
-) -> None:
+def _note(peer: str, report: SendReport, outcome: StoreOutcome, progress: Progress | None) -> None:
     if not outcome.ok:
         log.warning(
             "C-STORE of %s to %s failed%s: %s",
             outcome.sop_instance_uid,
-            scu.link.peer,
+            peer,
             f" with 0x{outcome.status:04X}" if outcome.status is not None else "",
             outcome.comment or "no reason given",
         )
@@ -485,15 +475,24 @@ def send(
     if not instances:
         return SendReport(total=0)
     started = time.perf_counter()
-    link = request_association(
-        peer.host,
-        peer.port,
-        calling_ae=calling_ae,
-        called_ae=peer.ae_title,
-        proposals=proposals(instances),
-        log=log,
-        timeout=timeout,
-    )
+    try:
+        link = request_association(
+            peer.host,
+            peer.port,
+            calling_ae=calling_ae,
+            called_ae=peer.ae_title,
+            proposals=proposals(instances),
+            log=log,
+            timeout=timeout,
+        )
+    except NoContexts:
+        # The peer is there and answered: it takes none of these SOP classes or syntaxes,
+        # which is each instance's failure, not a reason to try again later.
+        report = SendReport(total=len(instances))
+        for instance in instances:
+            why = f"peer accepted no context for {instance.sop_class_uid}"
+            _note(str(peer), report, StoreOutcome(instance.sop_instance_uid, None, why), progress)
+        return report
     scu = StoreSCU(link, allow_lossy=allow_lossy, temp_dir=temp_dir, originator=originator)
     try:
         report = send_all(scu, instances, cancelled=cancelled, progress=progress)

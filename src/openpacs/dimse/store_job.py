@@ -6,6 +6,8 @@ Parameters (as POST /api/jobs/store queues them):
 The selection is resolved when the job runs, so a retry sends what is stored then. An
 unreachable or refusing node is `Transient` (the runner retries with backoff, then fails the job
 with the reason); an instance the node refuses is that instance's failure and the job goes on.
+The checkpoint lists the instances already stored by the node, so a retry, a restart or
+POST /api/jobs/{id}/retry sends only the rest (and counts the others as done).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from openpacs.dimse import sender
 from openpacs.jobs import JobContext, Transient
 
 KIND = "store"
+SENT = "sent"  # the checkpoint's key: SOP Instance UIDs the node has stored
+CHECKPOINT_EVERY = 100  # instances between checkpoint saves (and at the end of each attempt)
 
 
 def describe(outcome: sender.StoreOutcome) -> str:
@@ -53,10 +57,17 @@ def make_store_handler(core: Core) -> Callable[[dict[str, Any], JobContext], Non
         if not instances:
             raise ValueError("nothing to send: none of the selected UIDs is stored (any more)")
         context.set_total(len(instances))
+        earlier = set((context.checkpoint or {}).get(SENT, []))
+        sent = [one.sop_instance_uid for one in instances if one.sop_instance_uid in earlier]
+        instances = [one for one in instances if one.sop_instance_uid not in earlier]
+        context.add_done(len(sent))
 
         def progress(outcome: sender.StoreOutcome, _report: sender.SendReport) -> None:
             if outcome.ok:
                 context.add_done()
+                sent.append(outcome.sop_instance_uid)
+                if len(sent) % CHECKPOINT_EVERY == 0:
+                    context.save_checkpoint({SENT: sent})
             else:
                 context.add_failure(outcome.sop_instance_uid, describe(outcome))
 
@@ -65,6 +76,8 @@ def make_store_handler(core: Core) -> Callable[[dict[str, Any], JobContext], Non
             context.check_cancelled()
             return False
 
+        if not instances:
+            return  # everything went in an earlier attempt
         peer = sender.Peer(address.ae_title, address.host, address.port)
         try:
             report = sender.send(
@@ -78,6 +91,8 @@ def make_store_handler(core: Core) -> Callable[[dict[str, Any], JobContext], Non
             )
         except sender.AssociationFailed as exc:
             raise Transient(f"node {name!r} ({peer}): {exc}") from exc
+        finally:
+            context.save_checkpoint({SENT: sent})
         if report.error is not None:
             # The association broke mid-way: the node may be back at the next attempt.
             raise Transient(report.error)
