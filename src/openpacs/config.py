@@ -183,6 +183,54 @@ class QrScpSettings(ListenerSettings):
         return [_ae_title(v) for v in values]
 
 
+class WorklistSettings(ListenerSettings):
+    """Modality Worklist SCP: modalities fetch scheduled exams (C-FIND) and report them (MPPS)."""
+
+    ae_title: str = Field("WORKLISTSCP", description="AE title modalities call")
+    port: int = Field(11113, ge=1, le=65535, description="TCP port for DICOM associations")
+    include_finished: bool = Field(
+        False,
+        description=(
+            "Also answer completed and discontinued items (a query naming "
+            "ScheduledProcedureStepStatus gets them either way)"
+        ),
+    )
+    find_limit: int = Field(
+        0, ge=0, description="Most items one worklist query returns (0: no limit)"
+    )
+
+    @field_validator("allowed_calling_aes")
+    @classmethod
+    def _check_calling(cls, values: list[str]) -> list[str]:
+        return [_ae_title(v) for v in values]
+
+
+class NamesPolicy(StrEnum):
+    auto = "auto"  # romanise only when the query's character set cannot hold the text
+    romanise = "romanise"  # always answer in Latin letters
+    native = "native"  # never romanise (answer in UTF-8 if the asked charset cannot hold it)
+
+
+class WorklistStation(Section):
+    """How one modality (by its AE title) gets worklist text."""
+
+    ae_title: str = Field(description="The modality's calling AE title", examples=["CT01"])
+    charset: str = Field(
+        "",
+        description=(
+            "Answer in this SpecificCharacterSet whatever the query says, e.g. GB18030 or "
+            "ISO_IR 192 ('': as the query asks)"
+        ),
+    )
+    names: NamesPolicy = Field(
+        NamesPolicy.auto,
+        description="Chinese text in pinyin: auto (when the charset cannot hold it), "
+        "romanise (always) or native (never)",
+    )
+
+    _check_ae = field_validator("ae_title")(_ae_title)
+
+
 class HttpSettings(Section):
     """HTTP: DICOMweb, REST API, console."""
 
@@ -486,12 +534,21 @@ class Settings(BaseSettings):
 
     storescp: StoreScpSettings = Field(default_factory=StoreScpSettings)
     qrscp: QrScpSettings = Field(default_factory=QrScpSettings)
+    worklist: WorklistSettings = Field(default_factory=WorklistSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    worklist_stations: list[WorklistStation] = Field(
+        default_factory=list,
+        description=(
+            "Per-modality worklist text rules, one [[worklist_stations]] table each (none by "
+            "default: every modality gets what its query asks for, Chinese romanised when "
+            "that cannot hold it)"
+        ),
+    )
     # An array of tables ([[nodes]]); rendered after every plain table.
     nodes: list[NodeSettings] = Field(
         default_factory=list,

@@ -1,8 +1,9 @@
 """Composition root: build the core, start the listeners, shut down cleanly.
 
-One process serves HTTP and a Store SCP. With `storescp.workers > 1`, more receiver processes
-accept on the same listening socket so ingest can use more than one core; each has its own
-connection to the index and all share the storage root.
+One process serves HTTP, the Store SCP, the Q/R SCP and the worklist SCP. With
+`storescp.workers > 1`, more receiver processes accept on the same listening socket so ingest
+can use more than one core; each has its own connection to the index and all share the
+storage root.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from openpacs.archive.core import Core, open_core
 from openpacs.config import Settings
 from openpacs.dimse import qr_scu, scu
 from openpacs.dimse.engine import Listener
+from openpacs.dimse.mwl_scp import make_worklist_listener
 from openpacs.dimse.qr_scp import make_qr_listener
 from openpacs.dimse.retrieve_job import GET, MOVE, make_get_handler, make_move_handler
 from openpacs.dimse.store_job import KIND as STORE_JOB
@@ -50,6 +52,14 @@ def start_qr(core: Core) -> Listener:
         return (node.host, node.port) if node is not None else None
 
     listener = make_qr_listener(core.settings.qrscp, core.sessions, core.storage, resolve)
+    listener.start()
+    return listener
+
+
+def start_worklist(core: Core) -> Listener:
+    """The Modality Worklist and MPPS SCP, in the main process."""
+    settings = core.settings
+    listener = make_worklist_listener(settings.worklist, core.sessions, settings.worklist_stations)
     listener.start()
     return listener
 
@@ -154,6 +164,7 @@ def serve(settings: Settings) -> None:
     children = _start_workers(settings, workers - 1, shared)
     listener = start_store(core, shared_socket=shared)
     qr_listener = start_qr(core)
+    worklist_listener = start_worklist(core)
     runner = start_jobs(core)
     app = create_app(core, web_services(core, runner))
     config = uvicorn.Config(
@@ -179,6 +190,7 @@ def serve(settings: Settings) -> None:
         runner.stop(settings.storescp.shutdown_grace)
         listener.stop(settings.storescp.shutdown_grace)
         qr_listener.stop(settings.qrscp.shutdown_grace)
+        worklist_listener.stop(settings.worklist.shutdown_grace)
         for child in children:
             child.join(settings.storescp.shutdown_grace + 5)
         core.close()

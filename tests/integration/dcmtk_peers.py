@@ -16,7 +16,7 @@ from tests.integration.conftest import PEER_ENV, run
 START_TIMEOUT = 10.0
 
 
-class _Listening:
+class Listening:
     """A dcmtk program listening on a free port from `with` until its end; `command()` says
     how to start it. Ready once it answers a C-ECHO."""
 
@@ -56,7 +56,7 @@ class _Listening:
             self.process = None
 
 
-class StoreScp(_Listening):
+class StoreScp(Listening):
     """`storescp` writing what it receives into `out_dir`; extra options as given (e.g. `+B`
     to keep the received bytes, `+xa` to accept compressed syntaxes)."""
 
@@ -79,7 +79,7 @@ class StoreScp(_Listening):
         return files
 
 
-class DcmQrScp(_Listening):
+class DcmQrScp(Listening):
     """dcmtk's `dcmqrscp` (a Q/R SCP with its own little database) on a free port, knowing the
     C-MOVE destinations `hosts` (AE title → port on 127.0.0.1); `store` loads files into it."""
 

@@ -46,6 +46,8 @@ def _env(settings: Settings) -> dict[str, str]:
         "OPENPACS_STORESCP__WORKERS": str(settings.storescp.workers),
         "OPENPACS_QRSCP__PORT": str(settings.qrscp.port),
         "OPENPACS_QRSCP__HOST": "127.0.0.1",
+        "OPENPACS_WORKLIST__PORT": str(settings.worklist.port),
+        "OPENPACS_WORKLIST__HOST": "127.0.0.1",
         "OPENPACS_HTTP__PORT": str(settings.http.port),
         "OPENPACS_HTTP__HOST": "127.0.0.1",
         "OPENPACS_DATABASE__URL": settings.database.url,

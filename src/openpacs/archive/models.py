@@ -282,3 +282,72 @@ class JobFailure(Base):
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
 
     job: Mapped[Job] = relationship(back_populates="failures", lazy="raise")
+
+
+class WorklistItem(Base):
+    """A scheduled exam for the Modality Worklist: the item as the API wrote it (`spec`), the
+    DICOM dataset modalities get (`dataset`, DICOM JSON), and the keys MWL queries match on."""
+
+    __tablename__ = "worklist_item"
+    # Modalities ask for "my station, today": status, station, modality and date together.
+    __table_args__ = (Index(None, "status", "start_date", "modality"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    patient_id: Mapped[str] = mapped_column(LO, index=True)
+    patient_name: Mapped[str | None] = mapped_column(PN)
+    patient_name_alphabetic: Mapped[str | None] = mapped_column(PN, index=True)
+    patient_name_ideographic: Mapped[str | None] = mapped_column(PN, index=True)
+    patient_name_phonetic: Mapped[str | None] = mapped_column(PN, index=True)
+    patient_name_folded: Mapped[str | None] = mapped_column(String(400))
+    patient_birth_date: Mapped[str | None] = mapped_column(DA)
+    patient_sex: Mapped[str | None] = mapped_column(SH)
+    accession_number: Mapped[str | None] = mapped_column(SH, index=True)
+    requested_procedure_id: Mapped[str | None] = mapped_column(SH, index=True)
+    study_instance_uid: Mapped[str] = mapped_column(UID, index=True)
+    referring_physician_name: Mapped[str | None] = mapped_column(PN)
+    referring_physician_alphabetic: Mapped[str | None] = mapped_column(PN)
+    referring_physician_ideographic: Mapped[str | None] = mapped_column(PN)
+    referring_physician_phonetic: Mapped[str | None] = mapped_column(PN)
+    referring_physician_folded: Mapped[str | None] = mapped_column(String(400))
+    # The scheduled procedure step (an MWL item has exactly one).
+    step_id: Mapped[str | None] = mapped_column(SH, index=True)
+    modality: Mapped[str | None] = mapped_column(SH)
+    station_ae_titles: Mapped[str | None] = mapped_column(String(340), index=True)
+    station_name: Mapped[str | None] = mapped_column(SH, index=True)
+    start_date: Mapped[str | None] = mapped_column(DA)
+    start_time: Mapped[str | None] = mapped_column(TM)
+    performing_physician_name: Mapped[str | None] = mapped_column(PN)
+    performing_physician_alphabetic: Mapped[str | None] = mapped_column(PN)
+    performing_physician_ideographic: Mapped[str | None] = mapped_column(PN)
+    performing_physician_phonetic: Mapped[str | None] = mapped_column(PN)
+    performing_physician_folded: Mapped[str | None] = mapped_column(String(400))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dataset: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+
+    steps: Mapped[list[PerformedStep]] = relationship(back_populates="item", lazy="raise")
+
+
+class PerformedStep(Base):
+    """A Modality Performed Procedure Step (MPPS) as the modality reported it, linked to the
+    worklist item it performs when the modality named one."""
+
+    __tablename__ = "performed_step"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("worklist_item.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    calling_ae: Mapped[str | None] = mapped_column(String(16))
+    # The attributes received (N-CREATE, then each N-SET merged in), DICOM JSON.
+    dataset: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Performed series: [{"series_instance_uid", "instances": [sop uids]}], from the N-SETs.
+    series: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+
+    item: Mapped[WorklistItem | None] = relationship(back_populates="steps", lazy="raise")

@@ -656,6 +656,14 @@ class _Sql:
         return self._wildcard(f.column, m.Wildcard(whole), ci=False)
 
 
+def condition(
+    f: Field, matcher: m.Matcher, dialect: str, options: QueryOptions | None = None
+) -> ColumnElement[bool]:
+    """One matcher as a SQL condition on `f`'s column(s): the C-FIND semantics for other
+    tables that keep attributes the same way (the worklist)."""
+    return _Sql(dialect, options or QueryOptions()).match(f, matcher)
+
+
 def _between(column: Column, matcher: m.Range) -> ColumnElement[bool]:
     bounds = []
     if matcher.lower is not None:

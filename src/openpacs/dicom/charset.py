@@ -199,6 +199,13 @@ def answer_charset(ds: Dataset, requested: Sequence[str]) -> tuple[str, ...]:
     return (UTF8_TERM,)
 
 
+def can_encode(text: str, terms: Sequence[str]) -> bool:
+    """Whether `text` can be written with the SpecificCharacterSet `terms` (none: ASCII)."""
+    if text.isascii():
+        return True
+    return bool(terms) and _fits([text], terms)
+
+
 def _decoded_texts(ds: Dataset) -> Iterator[str]:
     for elem in ds:
         if elem.VR == "SQ":
