@@ -188,12 +188,16 @@ def test_chinese_names_in_the_charset_the_modality_reads(
     )
     assert str(latin1.PatientName) == "Zhang^San"
 
-    for charset in ("GB18030", "ISO_IR 192"):
-        out = tmp_path / charset.replace(" ", "_")
+    for charset in ("GB18030", "ISO_IR 192", "\\ISO 2022 IR 58"):
+        out = tmp_path / charset.replace(" ", "_").replace("\\", "")
         [native] = findscu(port, "WORKLISTSCP", None, out, *keys, f"SpecificCharacterSet={charset}")
-        assert native.SpecificCharacterSet == charset
+        written = native.SpecificCharacterSet
+        assert (written if isinstance(written, str) else "\\".join(written)) == charset
         assert str(native.PatientName) == "张^三"
         assert native.RequestedProcedureDescription == "胸部CT平扫"
+        # dcmtk reads it the same way (for ISO 2022 IR 58: the escapes of PS3.5 K.2).
+        dumped = run(need("dcmdump"), "+U8", out / "rsp0001.dcm").stdout
+        assert "张^三" in dumped and "胸部CT平扫" in dumped, dumped
 
 
 def test_a_station_rule_overrides_the_query(

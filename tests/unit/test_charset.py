@@ -601,3 +601,18 @@ def test_patch_rejects_invalid_values(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="invalid Specific Character Set"):
         patch_specific_character_set(src, tmp_path / "out.dcm", ["GB18030\\ISO_IR 100"])
+
+
+def test_iso_2022_ir_58_is_written_and_read_as_ps3_5_k2_shows() -> None:
+    """PS3.5 K.2's example: the GB 2312 set designated (ESC $ ) A) in each PN group."""
+    from openpacs.dicom import charset  # noqa: F401  (the fix is made on import)
+    from openpacs.dimse.identifier import decode_identifier, encode_identifier
+
+    ds = Dataset()
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 58"]
+    ds.PatientName = "Wang^XiaoDong=王^小东="
+    data = encode_identifier(ds, "1.2.840.10008.1.2.1")
+    assert b"Wang^XiaoDong=\x1b$)A\xcd\xf5^\x1b$)A\xd0\xa1\xb6\xab" in data
+    assert (
+        str(decode_identifier(data, "1.2.840.10008.1.2.1").PatientName) == "Wang^XiaoDong=王^小东"
+    )

@@ -55,6 +55,16 @@ _TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "PN", "UC"})
 # without warnings, which is what the rest of the archive relies on.
 _STANDARD_TERMS = frozenset(term for term in python_encoding if term)
 
+# ISO 2022 IR 58 (GB 2312 as a code extension, PS3.5 K.2) designates its set with ESC $ ) A
+# before the Chinese characters of each value and again after each PN delimiter. pydicom 3
+# lists it among the encodings whose escapes Python's codec handles, but Python's
+# 'iso_ir_58' is plain GB 2312: pydicom then writes the bytes without the escape and reads
+# an escape as text. Off that list, pydicom adds the escape to each value and PN group when
+# writing and strips it when reading: PS3.5 K.2's example, byte for byte (tests/unit).
+pydicom.charset.handled_encodings = tuple(  # type: ignore[assignment]  # typed as 3 names
+    encoding for encoding in pydicom.charset.handled_encodings if encoding != "iso_ir_58"
+)
+
 # Spellings seen in the wild whose intent is clear. GB2312 and CP936 go to GB18030 because it
 # is a strict superset: whatever the modality wrote decodes the same way.
 _ALIASES = {
