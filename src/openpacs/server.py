@@ -38,6 +38,7 @@ from openpacs.dimse.store_scp import make_store_listener
 from openpacs.jobs import JobRunner
 from openpacs.web.api.deps import Services
 from openpacs.web.app import create_app
+from openpacs.worklist.arrival import CompleteOnArrival
 
 log = logs.get_logger("storescp")
 
@@ -65,6 +66,8 @@ def start_worklist(core: Core) -> Listener:
 
 
 def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> Listener:
+    if core.settings.worklist.complete_on_arrival:
+        core.archive.subscribe(CompleteOnArrival(core.writing))
     listener = make_store_listener(
         core.settings.storescp, core.archive, shared_socket=shared_socket
     )
