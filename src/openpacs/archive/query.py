@@ -536,8 +536,8 @@ def _pn(column: Column, matcher: m.Matcher) -> Expr:
 class _Sql:
     """Matchers as SQL conditions for one dialect.
 
-    SQLite's LIKE ignores ASCII case, so case-sensitive wildcards use GLOB there; PostgreSQL's
-    LIKE is case-sensitive and ILIKE is not.
+    SQLite's LIKE ignores ASCII case, so case-sensitive wildcards use GLOB there and
+    case-insensitive ones plain LIKE; PostgreSQL's LIKE is case-sensitive and ILIKE is not.
     """
 
     def __init__(self, dialect: str, options: QueryOptions) -> None:
@@ -586,6 +586,11 @@ class _Sql:
         raise _unmatchable(keyword, matcher)
 
     def _wildcard(self, column: Expr, matcher: m.Wildcard, *, ci: bool) -> ColumnElement[bool]:
+        if ci and self.sqlite:
+            # SQLite's LIKE already folds case exactly as far as its lower() does (ASCII), and
+            # in this form a prefix pattern searches the NOCASE name indexes (migration 0004)
+            # instead of scanning: ILIKE would compile to lower(column) LIKE lower(pattern).
+            return column.like(matcher.like(ESCAPE), escape=ESCAPE)
         if ci:
             return column.ilike(matcher.like(ESCAPE), escape=ESCAPE)
         if self.sqlite:
