@@ -191,12 +191,18 @@ def answer_charset(ds: Dataset, requested: Sequence[str]) -> tuple[str, ...]:
     """The SpecificCharacterSet to write `ds` (decoded text values) with, for a requester who
     asked for `requested`: those terms when every text value fits them, else ISO_IR 192 (UTF-8
     holds everything); () when nothing was asked for and every value is ASCII."""
+    if tuple(requested) in _HOLDS_ALL:
+        return tuple(requested)  # no need to look: every value fits
     texts = [text for text in _decoded_texts(ds) if not text.isascii()]
     if not texts:
         return tuple(requested)
     if requested and _fits(texts, requested):
         return tuple(requested)
     return (UTF8_TERM,)
+
+
+# Character sets that encode all of Unicode: an answer always fits them.
+_HOLDS_ALL = frozenset({(UTF8_TERM,), ("GB18030",)})
 
 
 def _decoded_texts(ds: Dataset) -> Iterator[str]:

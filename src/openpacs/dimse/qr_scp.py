@@ -18,16 +18,21 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from io import BytesIO
 
+from pydicom.charset import python_encoding
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from sqlalchemy.orm import Session, sessionmaker
 
 from openpacs.archive import query, retrieve
@@ -146,6 +151,70 @@ def encode_identifier(ds: Dataset, transfer_syntax: str) -> bytes:
     return out.getvalue()
 
 
+# C-FIND answers are flat datasets of a few text and number VRs, and pydicom's general writer
+# spent ~0.2 ms on each: two thirds of an answer's cost, the bulk of a query with hundreds of
+# matches. `encode_answer` writes them directly and hands anything else to pydicom: sequences,
+# other VRs, big endian, character sets with code extensions (ISO 2022) or several terms.
+_ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"})
+_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+_NUMBER_VRS = {"US": "H", "UL": "L", "SS": "h", "SL": "l", "FL": "f", "FD": "d"}
+# Single-byte or ASCII-compatible character sets without code extensions; absent: pydicom's
+# default (ISO 8859-1, as its writer uses).
+_PLAIN_CHARSETS = frozenset(
+    {"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144"}
+    | {"ISO_IR 127", "ISO_IR 126", "ISO_IR 138", "ISO_IR 148", "ISO_IR 166", "ISO_IR 192"}
+    | {"GB18030", "GBK"}
+)
+
+
+def encode_answer(ds: Dataset, transfer_syntax: str) -> bytes:
+    """`ds` as `encode_identifier` writes it, several times faster for a flat answer."""
+    fast = _encode_flat(ds, implicit=transfer_syntax == codecs.IMPLICIT_VR_LE)
+    if fast is None or transfer_syntax == codecs.EXPLICIT_VR_BE:
+        return encode_identifier(ds, transfer_syntax)
+    return fast
+
+
+def _encode_flat(ds: Dataset, *, implicit: bool) -> bytes | None:
+    term = ds.get("SpecificCharacterSet") or ""
+    if not isinstance(term, str) or term.strip() not in _PLAIN_CHARSETS:
+        return None
+    encoding = python_encoding[term.strip() or "ISO_IR 6"]
+    out = bytearray()
+    for elem in ds.elements():
+        if not isinstance(elem, DataElement):
+            return None  # still raw: only pydicom knows how it was read
+        vr = elem.VR
+        value = elem.value
+        many = isinstance(value, MultiValue)
+        if value is None or value == "" or (many and not value):
+            data = b""
+        elif vr in _NUMBER_VRS:
+            values = value if many else [value]
+            data = struct.pack(f"<{len(values)}{_NUMBER_VRS[vr]}", *values)
+        elif vr in _ASCII_VRS or vr in _TEXT_VRS:
+            text = "\\".join(map(str, value)) if many else str(value)
+            try:
+                data = text.encode("ascii" if vr in _ASCII_VRS else encoding)
+            except UnicodeEncodeError:
+                return None  # pydicom's writer decides what to do with it
+            if len(data) % 2:
+                data += b"\0" if vr == "UI" else b" "
+        else:
+            return None
+        tag = elem.tag
+        if implicit:
+            out += struct.pack("<HHL", tag.group, tag.element, len(data))
+        elif vr in EXPLICIT_VR_LENGTH_32:
+            out += struct.pack("<HH2sHL", tag.group, tag.element, vr.encode(), 0, len(data))
+        elif len(data) > 0xFFFF:
+            return None
+        else:
+            out += struct.pack("<HH2sH", tag.group, tag.element, vr.encode(), len(data))
+        out += data
+    return bytes(out)
+
+
 def _request(assoc: Association, message: Message, models: Mapping[str, query.Model]) -> Request:
     if message.dataset is None:
         raise Refused(UNABLE_TO_PROCESS, "request without an identifier")
@@ -260,7 +329,7 @@ class QrService:
                 log.info("C-FIND from %s cancelled after %d answer(s)", assoc.peer, sent)
                 return
             self._complete(ds, request)
-            assoc.respond(message, C_FIND_RSP, status, dataset=encode_identifier(ds, syntax))
+            assoc.respond(message, C_FIND_RSP, status, dataset=encode_answer(ds, syntax))
             sent += 1
         if answers.more:
             limit = self.settings.find_limit
