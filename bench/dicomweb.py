@@ -500,15 +500,17 @@ def measure(server: BenchServer, data: Data, result: SystemResult, options: Opti
                 result.unsupported[key] = str(error)
 
 
-def _report(result: SystemResult) -> None:
-    def last(key: str, unit: str) -> str:
-        values = result.samples.get(key)
-        return f"{statistics.median(values[-RETRIEVES:]):.1f} {unit}" if values else "n/a"
+def _report(result: SystemResult, before: dict[str, int]) -> None:
+    """This run's figures (`before`: how many samples each key had before it)."""
+
+    def this_run(key: str, unit: str) -> str:
+        values = result.samples.get(key, [])[before.get(key, 0) :]
+        return f"{statistics.median(values):.1f} {unit}" if values else "n/a"
 
     print(
-        f"    metadata cold {last('metadata_cold', 'ms')}, warm {last('metadata_warm', 'ms')}; "
-        f"retrieve {last('retrieve', 'MB/s')}; frames {last('frames', 'ms')}; "
-        f"QIDO list {last('qido_list', 'ms')}",
+        f"    metadata cold {this_run('metadata_cold', 'ms')}, "
+        f"warm {this_run('metadata_warm', 'ms')}; retrieve {this_run('retrieve', 'MB/s')}; "
+        f"frames {this_run('frames', 'ms')}; QIDO list {this_run('qido_list', 'ms')}",
         flush=True,
     )
 
@@ -532,10 +534,11 @@ def run(options: Options, data: Data) -> list[SystemResult]:
             if result.error is not None:
                 continue
             print(f"{name}: run {attempt}/{options.repeat} ...", flush=True)
+            before = {key: len(values) for key, values in result.samples.items()}
             try:
                 with serving(makers[name], folders[name]) as server:
                     measure(server, data, result, options)
-                _report(result)
+                _report(result, before)
             except ServerError as error:
                 _fail(result, f"run {attempt}", error)
     return list(results.values())
