@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pydicom import Dataset
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from openpacs.archive.models import Base, Instance, Patient, Series, Study
@@ -243,24 +254,89 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-# Statements are built once: SQLAlchemy caches their compiled form, and building a statement per
-# object (`.values(**row)`) costs more than running it.
-_INSTANCE_PATH = select(Instance.file_path).where(Instance.sop_instance_uid == bindparam("uid"))
-_SERIES_BY_UID = select(Series.pk, Series.study_pk, Series.modality).where(
-    Series.series_instance_uid == bindparam("uid")
+class _Prepared:
+    """A statement compiled once per dialect and run on the driver's cursor.
+
+    Ingest runs seven statements per object; SQLAlchemy's execution path costs ~20 µs of CPU
+    per statement, the driver's own ~2 µs. The SQL still comes from the models (compiled by
+    SQLAlchemy for the connection's dialect), the column types' bind processors still convert
+    the parameters, and driver errors are wrapped as SQLAlchemy's would be (IntegrityError,
+    OperationalError, ...), so callers see no difference. Only for statements whose results
+    need no type processing (strings and integers).
+    """
+
+    def __init__(self, statement: Executable) -> None:
+        self._statement = statement
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """Execute on `conn`'s DBAPI connection (inside its transaction); returns the cursor."""
+        dialect = conn.dialect
+        compiled = self._by_dialect.get(dialect.name)
+        if compiled is None:
+            compiled = self._by_dialect[dialect.name] = _Compiled(self._statement, dialect)
+        args = compiled.arguments(params)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, args)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                compiled.sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+        return cursor
+
+
+class _Compiled:
+    def __init__(self, statement: Executable, dialect: Any) -> None:
+        compiled = cast(Any, statement).compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self.positions: list[str] | None = (
+            list(compiled.positiontup) if compiled.positional else None
+        )
+        # Values fixed in the statement itself (the 1 of `count + 1`).
+        self.fixed = {
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+        }
+        self.processors = {
+            name: process
+            for name, bind in compiled.binds.items()
+            if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+
+    def arguments(self, params: dict[str, Any]) -> Any:
+        values = {**self.fixed, **params}
+        for name, process in self.processors.items():
+            if name in values:
+                values[name] = process(values[name])
+        if self.positions is None:
+            return values
+        return tuple(values[name] for name in self.positions)
+
+
+_INSTANCE_COLUMNS = [c.name for c in _table(Instance).columns if c.name != "pk"]
+_INSTANCE_PATH = _Prepared(
+    select(Instance.file_path).where(Instance.sop_instance_uid == bindparam("uid"))
 )
-_STUDY_FOR_UPDATE = (
+_SERIES_BY_UID = _Prepared(
+    select(Series.pk, Series.study_pk, Series.modality).where(
+        Series.series_instance_uid == bindparam("uid")
+    )
+)
+_STUDY_FOR_UPDATE = _Prepared(
     select(Study.pk, Study.patient_pk, Study.modalities_in_study, Study.sop_classes_in_study)
     .where(Study.pk == bindparam("pk"))
     .with_for_update()
 )
-_INSERT_INSTANCE = insert(_table(Instance))
-_BUMP_SERIES = (
+# Every column but the key is given, so no Python-side column default is needed.
+_INSERT_INSTANCE = _Prepared(
+    insert(_table(Instance)).values({name: bindparam(name) for name in _INSTANCE_COLUMNS})
+)
+_BUMP_SERIES = _Prepared(
     update(_table(Series))
     .where(Series.pk == bindparam("row"))
     .values(number_of_instances=Series.number_of_instances + 1, updated_at=bindparam("now"))
 )
-_BUMP_STUDY = (
+_BUMP_STUDY = _Prepared(
     update(_table(Study))
     .where(Study.pk == bindparam("row"))
     .values(
@@ -272,7 +348,7 @@ _BUMP_STUDY = (
         updated_at=bindparam("now"),
     )
 )
-_BUMP_PATIENT = (
+_BUMP_PATIENT = _Prepared(
     update(_table(Patient))
     .where(Patient.pk == bindparam("row"))
     .values(
@@ -307,8 +383,8 @@ def _insert_or_get(
 
 def stored_path(session: Session, sop_instance_uid: str) -> str | None:
     """Where an instance is stored, if it is: the duplicate check on every store."""
-    found = session.connection().execute(_INSTANCE_PATH, {"uid": sop_instance_uid}).scalar()
-    return None if found is None else str(found)
+    row = _INSTANCE_PATH.run(session.connection(), {"uid": sop_instance_uid}).fetchone()
+    return None if row is None else str(row[0])
 
 
 def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
@@ -365,7 +441,7 @@ def record_instance(
     # Core statements on the session's connection: the ORM's bookkeeping (identity map,
     # synchronising updated objects) costs more than the statements and nothing here needs it.
     conn = session.connection()
-    known = conn.execute(_SERIES_BY_UID, {"uid": keys.series_instance_uid}).first()
+    known = _SERIES_BY_UID.run(conn, {"uid": keys.series_instance_uid}).fetchone()
     new_study = new_series = False
     if known is not None:
         series_pk, study_pk, modality = known
@@ -375,11 +451,14 @@ def record_instance(
         modality = values.series.get("modality")
     # Lock the study row: its aggregates are read-modify-write (no-op lock on SQLite, where the
     # write transaction already holds the database lock).
-    study = conn.execute(_STUDY_FOR_UPDATE, {"pk": study_pk}).one()
-    if new_series and study.patient_pk is not None:
-        _warn_if_moved(session, study.patient_pk, keys)
-    conn.execute(
-        _INSERT_INSTANCE,
+    study = _STUDY_FOR_UPDATE.run(conn, {"pk": study_pk}).fetchone()
+    if study is None:
+        raise LookupError(f"study row {study_pk} vanished")
+    _, patient_pk, modalities_in_study, sop_classes_in_study = study
+    if new_series and patient_pk is not None:
+        _warn_if_moved(session, patient_pk, keys)
+    _INSERT_INSTANCE.run(
+        conn,
         {
             **values.instance,
             "series_pk": series_pk,
@@ -393,22 +472,22 @@ def record_instance(
             "origin": origin,
         },
     )
-    conn.execute(_BUMP_SERIES, {"row": series_pk, "now": now})
-    conn.execute(
-        _BUMP_STUDY,
+    _BUMP_SERIES.run(conn, {"row": series_pk, "now": now})
+    _BUMP_STUDY.run(
+        conn,
         {
             "row": study_pk,
             "new_series": int(new_series),
             "size": file.size,
-            "modalities": _add_value(study.modalities_in_study, modality),
-            "sop_classes": _add_value(study.sop_classes_in_study, keys.sop_class_uid),
+            "modalities": _add_value(modalities_in_study, modality),
+            "sop_classes": _add_value(sop_classes_in_study, keys.sop_class_uid),
             "now": now,
         },
     )
-    conn.execute(
-        _BUMP_PATIENT,
+    _BUMP_PATIENT.run(
+        conn,
         {
-            "row": study.patient_pk,
+            "row": patient_pk,
             "new_study": int(new_study),
             "new_series": int(new_series),
             "now": now,
