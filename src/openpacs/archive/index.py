@@ -1,6 +1,7 @@
 """Writes to the index: record an instance with its patient, study and series, keep aggregates.
 
-All functions take the caller's session and never commit: the caller owns the transaction, so a
+All functions take the caller's session (or, on the ingest path, its bare connection) and never
+commit: the caller owns the transaction, so a
 stored file and its rows appear together or not at all.
 """
 
@@ -360,11 +361,18 @@ _BUMP_PATIENT = _Prepared(
 )
 
 
+Db = Session | Connection
+
+
+def _connection(db: Db) -> Connection:
+    return db if isinstance(db, Connection) else db.connection()
+
+
 def _insert_or_get(
-    session: Session, table: type[Base], values: dict[str, Any], where: dict[str, Any]
+    conn: Connection, table: type[Base], values: dict[str, Any], where: dict[str, Any]
 ) -> tuple[int, bool]:
     """The row's primary key, inserting it unless it exists; True when this call created it."""
-    dialect = session.get_bind().dialect.name
+    dialect = conn.dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     columns = table.__table__.c
     stmt = (
@@ -374,16 +382,16 @@ def _insert_or_get(
         .returning(columns.pk)
     )
     # RETURNING gives a row only when one was inserted; rowcount is not reliable across drivers.
-    created = session.execute(stmt).scalar()
+    created = conn.execute(stmt).scalar()
     if created is not None:
         return int(created), True
     conditions = [columns[name] == value for name, value in where.items()]
-    return int(session.execute(select(columns.pk).where(*conditions)).scalar_one()), False
+    return int(conn.execute(select(columns.pk).where(*conditions)).scalar_one()), False
 
 
-def stored_path(session: Session, sop_instance_uid: str) -> str | None:
+def stored_path(db: Db, sop_instance_uid: str) -> str | None:
     """Where an instance is stored, if it is: the duplicate check on every store."""
-    row = _INSTANCE_PATH.run(session.connection(), {"uid": sop_instance_uid}).fetchone()
+    row = _INSTANCE_PATH.run(_connection(db), {"uid": sop_instance_uid}).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -394,12 +402,12 @@ def find_instance(session: Session, sop_instance_uid: str) -> Instance | None:
 
 
 def _new_series(
-    session: Session, values: IndexValues, keys: InstanceKeys, calling_ae: str | None
+    conn: Connection, values: IndexValues, keys: InstanceKeys, calling_ae: str | None
 ) -> tuple[int, int, bool]:
     """Create the series (and patient and study as needed): (series pk, study pk, new study)."""
     patient_values = {"patient_id": keys.patient_id, **values.patient}
     patient_pk, _ = _insert_or_get(
-        session,
+        conn,
         Patient,
         patient_values,
         {
@@ -413,7 +421,7 @@ def _new_series(
         **values.study,
     }
     study_pk, new_study = _insert_or_get(
-        session, Study, study_values, {"study_instance_uid": keys.study_instance_uid}
+        conn, Study, study_values, {"study_instance_uid": keys.study_instance_uid}
     )
     series_values = {
         "series_instance_uid": keys.series_instance_uid,
@@ -422,13 +430,13 @@ def _new_series(
         **values.series,
     }
     series_pk, _ = _insert_or_get(
-        session, Series, series_values, {"series_instance_uid": keys.series_instance_uid}
+        conn, Series, series_values, {"series_instance_uid": keys.series_instance_uid}
     )
     return series_pk, study_pk, new_study
 
 
 def record_instance(
-    session: Session,
+    db: Db,
     values: IndexValues,
     keys: InstanceKeys,
     file: FileInfo,
@@ -440,13 +448,13 @@ def record_instance(
     now = dt.datetime.now(dt.UTC)
     # Core statements on the session's connection: the ORM's bookkeeping (identity map,
     # synchronising updated objects) costs more than the statements and nothing here needs it.
-    conn = session.connection()
+    conn = _connection(db)
     known = _SERIES_BY_UID.run(conn, {"uid": keys.series_instance_uid}).fetchone()
     new_study = new_series = False
     if known is not None:
         series_pk, study_pk, modality = known
     else:
-        series_pk, study_pk, new_study = _new_series(session, values, keys, calling_ae)
+        series_pk, study_pk, new_study = _new_series(conn, values, keys, calling_ae)
         new_series = True
         modality = values.series.get("modality")
     # Lock the study row: its aggregates are read-modify-write (no-op lock on SQLite, where the
@@ -456,7 +464,7 @@ def record_instance(
         raise LookupError(f"study row {study_pk} vanished")
     _, patient_pk, modalities_in_study, sop_classes_in_study = study
     if new_series and patient_pk is not None:
-        _warn_if_moved(session, patient_pk, keys)
+        _warn_if_moved(conn, patient_pk, keys)
     _INSERT_INSTANCE.run(
         conn,
         {
@@ -495,8 +503,8 @@ def record_instance(
     )
 
 
-def _warn_if_moved(session: Session, study_patient_pk: int, keys: InstanceKeys) -> None:
-    patient_id = session.execute(
+def _warn_if_moved(conn: Connection, study_patient_pk: int, keys: InstanceKeys) -> None:
+    patient_id = conn.execute(
         select(Patient.patient_id).where(Patient.pk == study_patient_pk)
     ).scalar_one()
     if patient_id != keys.patient_id:
