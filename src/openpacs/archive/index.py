@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pydicom import Dataset
+from pydicom.datadict import tag_for_keyword
 from sqlalchemy import (
     Connection,
     Executable,
@@ -39,6 +40,24 @@ Getter = Callable[[Dataset], Any]
 
 
 def _attr(keyword: str, convert: Callable[[Any], Any] = v.text) -> Getter:
+    """`convert(ds.get(keyword))`; for text, dates, times and integers of the simple VRs
+    computed from the raw bytes (the same result, without pydicom's conversion machinery)."""
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    if convert is v.integer:
+
+        def integer(ds: Dataset) -> Any:
+            value = v.raw_integer(ds, tag)
+            return convert(ds.get(keyword)) if value is v.SLOW else value
+
+        return integer
+    if convert in (v.text, v.da, v.tm):
+
+        def text(ds: Dataset) -> Any:
+            value = v.raw_text(ds, tag)
+            return convert(ds.get(keyword) if value is v.SLOW else value)
+
+        return text
     return lambda ds: convert(ds.get(keyword))
 
 

@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydicom import Dataset, dcmread, dcmwrite
+from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -37,6 +38,7 @@ from openpacs.config import Compression, DuplicatePolicy
 from openpacs.dicom import codecs
 from openpacs.dicom import values as dv
 from openpacs.dicom.charset import apply_charset, decide_charset, patch_specific_character_set
+from openpacs.dicom.header import read_header as read_raw_header
 from openpacs.dicom.uids import InvalidUID, check_uid
 from openpacs.logs import get_logger
 
@@ -105,18 +107,34 @@ class Header:
 def read_header(path: Path) -> Dataset:
     """The dataset up to the pixel data, or InvalidInstance saying why it is unreadable."""
     try:
-        return dcmread(path, stop_before_pixels=True, defer_size=DEFER_SIZE)
+        return read_raw_header(path, defer_size=DEFER_SIZE)
     except InvalidDicomError as exc:
         raise InvalidInstance(f"not a DICOM file: {exc}") from exc
     except Exception as exc:  # pydicom raises many kinds on malformed input
         raise InvalidInstance(f"malformed DICOM data: {type(exc).__name__}: {exc}") from exc
 
 
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    return int(tag)
+
+
+_TAGS = {
+    keyword: _tag(keyword)
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+}
+_STUDY_DATE = _tag("StudyDate")
+
+
 def _uid(ds: Dataset, keyword: str) -> str:
+    value = dv.raw_uid(ds, _TAGS[keyword])  # what ds.get gives, without converting
+    if value is dv.SLOW:
+        value = ds.get(keyword)
     try:
-        return check_uid(ds.get(keyword), keyword)
+        return check_uid(value, keyword)
     except InvalidUID as exc:
-        if ds.get(keyword) in (None, ""):
+        if value in (None, ""):
             raise MissingAttribute(str(exc)) from exc
         raise InvalidAttribute(str(exc)) from exc
 
@@ -146,8 +164,13 @@ def validate(ds: Dataset, incoming: Incoming) -> index.InstanceKeys:
         series_instance_uid=series,
         sop_instance_uid=sop_instance,
         sop_class_uid=sop_class,
-        study_date=dv.da(ds.get("StudyDate")),
+        study_date=_study_date(ds),
     )
+
+
+def _study_date(ds: Dataset) -> str | None:
+    value = dv.raw_text(ds, _STUDY_DATE)
+    return dv.da(ds.get("StudyDate") if value is dv.SLOW else value)
 
 
 def inspect(path: Path, incoming: Incoming, *, repair_charset: bool) -> Header:
