@@ -5,8 +5,11 @@ series (untimed), then for each slice does what the Store SCP does per C-STORE: 
 part without the socket (a temp file in the storage's temporary folder, the file meta written,
 then the dataset in the engine's block size) and `store_scp.store` (→ `Archive.store`, group
 commit included). `--threads N` runs N associations' worth of threads at once, as receivers do.
-Reports CPU ms per object (whole process, and per stage from timing wrappers) and, with
-`--profile`, a cProfile top list (one thread only: cProfile sees the calling thread).
+With `--storescu`, the Store SCP listens in this process and dcmtk's `storescu` (N of them with
+`--threads N`) sends the series: the engine's socket work is then counted too, the sender's not.
+Reports CPU ms per object (whole process, and per stage from timing wrappers), the wall time of
+the write transactions and, with `--profile`, a cProfile top list (in-process mode only:
+cProfile sees the calling thread).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import io
 import os
 import pstats
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +40,7 @@ from openpacs.archive.core import Core, open_core
 from openpacs.archive.ingest import Incoming, Origin
 from openpacs.config import Settings
 from openpacs.dimse import engine, store_scp
+from openpacs.dimse.engine import Listener
 from openpacs.dimse.status import SUCCESS
 
 # (label, module or class, attribute): wrapped to sum the thread CPU spent inside. Nested stages
@@ -55,12 +60,30 @@ STAGES: list[tuple[str, Any, str]] = [
 
 
 class Meter:
-    """Thread CPU per stage, summed over threads."""
+    """Thread CPU per stage, summed over threads; wall time of each write transaction."""
 
     def __init__(self) -> None:
         self.cpu_ns: dict[str, int] = defaultdict(int)
+        self.batches_ns: list[int] = []
         self._lock = threading.Lock()
         self._undo: list[tuple[Any, str, Any]] = []
+
+    def time_batches(self) -> None:
+        """Wall time of each group commit's transaction (lock, statements, commit)."""
+        original = ingest._GroupCommitter._lead
+
+        @functools.wraps(original)
+        def timed(committer: Any) -> None:
+            start = time.perf_counter_ns()
+            try:
+                original(committer)
+            finally:
+                spent = time.perf_counter_ns() - start
+                with self._lock:
+                    self.batches_ns.append(spent)
+
+        self._undo.append((ingest._GroupCommitter, "_lead", original))
+        setattr(ingest._GroupCommitter, "_lead", timed)  # noqa: B010 (mypy: a method)
 
     def wrap(self, label: str, owner: Any, name: str) -> None:
         original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name)
@@ -160,6 +183,26 @@ def receive(core: Core, item: Slice, meter: Meter) -> None:
         raise RuntimeError(f"store failed with 0x{status:04X}: {comment}")
 
 
+def send_round(listener: Listener, files: list[Path], senders: int) -> float:
+    """dcmtk storescu of `files` to the in-process Store SCP; returns wall seconds."""
+    env = {**os.environ, "TCP_NODELAY": "1"}
+    shares = [files[i::senders] for i in range(senders)]
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            ["storescu", "-aec", "STORESCP", "127.0.0.1", str(listener.port), *map(str, share)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        for share in shares
+    ]
+    codes = [process.wait() for process in processes]
+    wall = time.perf_counter() - started
+    if any(codes):
+        raise RuntimeError(f"storescu exited with {codes}")
+    return wall
+
+
 def run_round(core: Core, slices: list[Slice], threads: int, meter: Meter) -> float:
     """Send `slices` over `threads` "associations" (dealt round-robin); returns wall seconds."""
     shares = [slices[i::threads] for i in range(threads)]
@@ -203,6 +246,20 @@ def archive(work: Path, database_url: str | None) -> Iterator[Core]:
         core.close()
 
 
+@contextlib.contextmanager
+def listening(core: Core, enabled: bool) -> Iterator[Listener | None]:
+    if not enabled:
+        yield None
+        return
+    settings = core.settings.storescp.model_copy(update={"host": "127.0.0.1", "port": 0})
+    listener = store_scp.make_store_listener(settings, core.archive)
+    listener.start()
+    try:
+        yield listener
+    finally:
+        listener.stop(5.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200, help="CT slices per series")
@@ -210,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="series stored one after another")
     parser.add_argument("--threads", type=int, default=1, help="concurrent associations")
     parser.add_argument("--warmup", type=int, default=20, help="untimed slices first")
+    parser.add_argument("--storescu", action="store_true", help="receive from dcmtk storescu")
     parser.add_argument("--profile", action="store_true", help="cProfile the last round")
     parser.add_argument("--top", type=int, default=30, help="rows of the profile to print")
     parser.add_argument("--database", help="index URL (default: SQLite in the work folder)")
@@ -218,21 +276,23 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="openpacs-ingest-profile-", dir=args.tmp) as tmp:
         work = Path(tmp)
-        series = [
-            load_slices(
-                ct_series(
-                    work / f"src{n}",
-                    args.count if n else max(args.warmup, 1),
-                    rows=args.rows,
-                    columns=args.rows,
-                    patient_id=f"PROFILE{n}",
-                    seed=n,
-                )
+        paths = [
+            ct_series(
+                work / f"src{n}",
+                args.count if n else max(args.warmup, 1),
+                rows=args.rows,
+                columns=args.rows,
+                patient_id=f"PROFILE{n}",
+                seed=n,
             )
             for n in range(args.rounds + 1)
         ]
-        with archive(work, args.database) as core:
-            run_round(core, series[0][: args.warmup] if args.warmup else [], 1, Meter())
+        series = [load_slices(files) for files in paths]
+        with archive(work, args.database) as core, listening(core, args.storescu) as listener:
+            if listener is not None:
+                send_round(listener, paths[0][: args.warmup], 1)
+            else:
+                run_round(core, series[0][: args.warmup] if args.warmup else [], 1, Meter())
             print(
                 f"{args.count} slices {args.rows}x{args.rows} per round, {args.threads} "
                 f"thread(s), {args.warmup} warm-up slices; CPU ms per object"
@@ -241,12 +301,18 @@ def main(argv: list[str] | None = None) -> int:
                 meter = Meter()
                 for label, owner, name in STAGES:
                     meter.wrap(label, owner, name)
-                profiler = cProfile.Profile() if args.profile and number == args.rounds else None
+                meter.time_batches()
+                profiler = None
+                if args.profile and number == args.rounds and listener is None:
+                    profiler = cProfile.Profile()
                 cpu_start = time.process_time()
                 if profiler is not None:
                     profiler.enable()
                 try:
-                    wall = run_round(core, slices, args.threads, meter)
+                    if listener is not None:
+                        wall = send_round(listener, paths[number], args.threads)
+                    else:
+                        wall = run_round(core, slices, args.threads, meter)
                 finally:
                     if profiler is not None:
                         profiler.disable()
@@ -265,6 +331,14 @@ def report(number: int, count: int, wall: float, cpu: float, meter: Meter) -> No
     for label in ordered:
         if label in meter.cpu_ns:
             print(f"  {label:<42} {meter.cpu_ns[label] / 1e6 / count:6.3f}")
+    batches = sorted(meter.batches_ns)
+    if batches:
+        slow = [b for b in batches if b > 5_000_000]
+        print(
+            f"  transactions: {len(batches)}, wall ms p50 {batches[len(batches) // 2] / 1e6:.2f}"
+            f" p99 {batches[len(batches) * 99 // 100] / 1e6:.2f} max {batches[-1] / 1e6:.1f};"
+            f" {len(slow)} over 5 ms took {sum(slow) / 1e6:.0f} ms of {wall * 1000:.0f} ms"
+        )
 
 
 def print_profile(profiler: cProfile.Profile, top: int) -> None:
