@@ -287,14 +287,15 @@ class _Prepared:
 
     def __init__(self, statement: Executable) -> None:
         self._statement = statement
-        self._by_dialect: dict[str, _Compiled] = {}
+        self._by_dialect: dict[tuple[str, str, str], _Compiled] = {}
 
     def run(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Execute on `conn`'s DBAPI connection (inside its transaction); returns the cursor."""
         dialect = conn.dialect
-        compiled = self._by_dialect.get(dialect.name)
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        compiled = self._by_dialect.get(key)
         if compiled is None:
-            compiled = self._by_dialect[dialect.name] = _Compiled(self._statement, dialect)
+            compiled = self._by_dialect[key] = _Compiled(self._statement, dialect)
         args = compiled.arguments(params)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:

@@ -74,11 +74,15 @@ class _Buffer:
 
     def __init__(self, fp: BinaryIO) -> None:
         self.fp = fp
+        self.size = os.fstat(fp.fileno()).st_size
         self.base = 0
         self.data = fp.read(FIRST_READ)
 
     def need(self, end: int) -> bool:
-        """Make bytes up to file offset `end` available; False at end of file."""
+        """Make bytes up to file offset `end` available; False past the end of the file (a
+        hostile length never becomes a huge read)."""
+        if end > self.size:
+            return False
         while end > self.base + len(self.data):
             self.fp.seek(self.base + len(self.data))
             more = self.fp.read(max(FIRST_READ, end - self.base - len(self.data)))
@@ -223,7 +227,7 @@ def _dataset(
         value: Any
         if defer_size is not None and length > defer_size and tag != _CHARSET:
             # Left on disk, read by pydicom when asked for (from the file's name).
-            if end > os.fstat(buf.fp.fileno()).st_size:
+            if end > buf.size:
                 raise _OffPath("value runs past the end of the file")
             elements[btag] = RawDataElement(btag, vr, length, None, start, implicit, True)
             offset = end
