@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -257,6 +258,81 @@ def test_one_failure_in_a_group_commit_spares_the_others(tmp_path: Path, databas
         assert [job.result.outcome for job in jobs[1:] if job.result] == [Outcome.stored] * 2
         assert core.counts().instances == 3
         assert len(list(core.storage.walk())) == 3
+    finally:
+        core.close()
+
+
+def _jobs(core: Core, sources: list[Path]) -> list[Any]:
+    from openpacs.archive.ingest import _Job, inspect
+
+    jobs = []
+    for source in sources:
+        temp = core.storage.new_temp()
+        shutil.copyfile(source, temp)
+        incoming = Incoming(temp, Origin.import_)
+        jobs.append(_Job(temp, inspect(temp, incoming, repair_charset=True), incoming))
+    return jobs
+
+
+def test_a_failure_after_writes_in_a_group_commit_undoes_only_that_object(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from openpacs.archive import index
+
+    real = index.record_instance
+    first, second, third = ct_series(tmp_path / "ct", 3, rows=16, columns=16)
+    doomed = str(dcmread(second, stop_before_pixels=True).SOPInstanceUID)
+
+    def fails_after_writing(db: Any, values: Any, keys: Any, *args: Any, **kwargs: Any) -> None:
+        real(db, values, keys, *args, **kwargs)  # rows and aggregates written, then a failure
+        if keys.sop_instance_uid == doomed:
+            raise OperationalError("UPDATE", {}, Exception("disk I/O error"))
+
+    core = open_core(make_settings(tmp_path, database_url))
+    try:
+        monkeypatch.setattr(index, "record_instance", fails_after_writing)
+        jobs = _jobs(core, [first, second, third])
+        core.archive._write_batch(jobs)
+        assert isinstance(jobs[1].error, errors.IndexUnavailable)
+        assert [job.result.outcome for job in (jobs[0], jobs[2]) if job.result] == [
+            Outcome.stored
+        ] * 2
+        counts = core.counts()
+        assert (counts.instances, counts.series, counts.studies, counts.patients) == (2, 1, 1, 1)
+        with core.sessions() as session:
+            study = session.scalars(select(Study)).one()
+            series = session.scalars(select(Series)).one()
+            patient = session.scalars(select(Patient)).one()
+        assert study.number_of_instances == series.number_of_instances == 2
+        assert patient.number_of_instances == 2
+        assert len(list(core.storage.walk())) == 2
+    finally:
+        core.close()
+
+
+def test_overwrite_inside_a_group_commit(tmp_path: Path, database_url: str) -> None:
+    core = open_core(make_settings(tmp_path, database_url, storage={"duplicates": "overwrite"}))
+    try:
+        first, second = ct_series(tmp_path / "ct", 2, rows=16, columns=16)
+        assert store(core, first) is Outcome.stored
+        jobs = _jobs(core, [second, first, second])
+        core.archive._write_batch(jobs)
+        assert [job.result.outcome for job in jobs if job.result] == [
+            Outcome.stored,
+            Outcome.overwritten,
+            Outcome.overwritten,
+        ]
+        counts = core.counts()
+        assert (counts.instances, counts.series, counts.studies, counts.patients) == (2, 1, 1, 1)
+        with core.sessions() as session:
+            study = session.scalars(select(Study)).one()
+            instances = session.scalars(select(Instance)).all()
+        assert study.number_of_instances == 2
+        assert study.size_bytes == sum(i.file_size for i in instances)
+        assert len(list(core.storage.walk())) == 2
+        assert list(core.storage.temp_dir.iterdir()) == []
     finally:
         core.close()
 

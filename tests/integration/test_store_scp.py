@@ -344,3 +344,32 @@ def test_associations_past_the_limit_are_rejected_as_transient(core: Core) -> No
         assert run("echoscu", "-aec", AET, "127.0.0.1", str(listener.port)).returncode == 0
     finally:
         listener.stop(grace=1)
+
+
+def test_a_repeated_request_is_answered_from_memory_and_admitted_each_time(
+    core: Core, tmp_path: Path
+) -> None:
+    settings = core.settings.storescp.model_copy(update={"max_associations": 1})
+    listener = make_store_listener(settings, core.archive)
+    listener.start()
+    try:
+        storescu = [need("storescu"), "-aec", AET, "127.0.0.1", str(listener.port)]
+        first, second = ct_series(tmp_path / "ct", 2, rows=16, columns=16)
+        assert run(*storescu, str(first)).returncode == 0
+        assert len(listener.proposals) == 1
+        assert run(*storescu, str(second)).returncode == 0  # the same request, from memory
+        assert len(listener.proposals) == 1
+        assert len(instances(core)) == 2
+        # The association limit still applies to a request answered from memory.
+        ae = AE(ae_title="HOLDER")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        holder = ae.associate("127.0.0.1", listener.port, ae_title=AET)
+        assert holder.is_established
+        refused = run(*storescu, str(first), check=False)
+        assert refused.returncode != 0
+        assert "Rejected" in refused.stdout + refused.stderr
+        holder.release()
+        time.sleep(0.2)
+        assert run(*storescu, str(first)).returncode == 0
+    finally:
+        listener.stop(grace=1)

@@ -53,6 +53,27 @@ def test_place_is_atomic_and_under_root(tmp_path: Path) -> None:
     assert not (tmp_path / "root" / "2024").exists()  # emptied folders removed
 
 
+def test_place_makes_a_folder_again_after_a_delete_emptied_it(tmp_path: Path) -> None:
+    storage = FileSystemStorage(tmp_path / "root", LAYOUT)
+    temps = []
+    for _ in range(3):
+        temp = storage.new_temp()
+        temp.write_bytes(b"DICM")
+        temps.append(temp)
+    first, _ = storage.place(temps[0], Keys())
+    storage.delete(first)  # removes the emptied series, study and date folders
+    assert not (storage.root / "2024").exists()
+    assert storage.place(temps[1], Keys()) == (first, 4)
+    # Another process may empty the folder behind this one's back.
+    (storage.root / first).unlink()
+    for parent in (storage.root / first).parents:
+        if parent == storage.root:
+            break
+        parent.rmdir()
+    assert storage.place(temps[2], Keys()) == (first, 4)
+    assert list(storage.walk()) == [first]
+
+
 def test_paths_outside_the_root_are_refused(tmp_path: Path) -> None:
     storage = FileSystemStorage(tmp_path / "root", LAYOUT)
     for relpath in ("../x", "/etc/passwd", ".incoming/x"):

@@ -12,18 +12,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from pydicom import Dataset, dcmread, dcmwrite
+from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openpacs.archive import db, index
-from openpacs.archive.db import NoLock, WriteLock, write_session
+from openpacs.archive.db import NoLock, WriteLock
 from openpacs.archive.errors import (
     DuplicateRefused,
     IndexUnavailable,
@@ -36,6 +38,7 @@ from openpacs.config import Compression, DuplicatePolicy
 from openpacs.dicom import codecs
 from openpacs.dicom import values as dv
 from openpacs.dicom.charset import apply_charset, decide_charset, patch_specific_character_set
+from openpacs.dicom.header import read_header as read_raw_header
 from openpacs.dicom.uids import InvalidUID, check_uid
 from openpacs.logs import get_logger
 
@@ -104,18 +107,34 @@ class Header:
 def read_header(path: Path) -> Dataset:
     """The dataset up to the pixel data, or InvalidInstance saying why it is unreadable."""
     try:
-        return dcmread(path, stop_before_pixels=True, defer_size=DEFER_SIZE)
+        return read_raw_header(path, defer_size=DEFER_SIZE)
     except InvalidDicomError as exc:
         raise InvalidInstance(f"not a DICOM file: {exc}") from exc
     except Exception as exc:  # pydicom raises many kinds on malformed input
         raise InvalidInstance(f"malformed DICOM data: {type(exc).__name__}: {exc}") from exc
 
 
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    return int(tag)
+
+
+_TAGS = {
+    keyword: _tag(keyword)
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+}
+_STUDY_DATE = _tag("StudyDate")
+
+
 def _uid(ds: Dataset, keyword: str) -> str:
+    value = dv.raw_uid(ds, _TAGS[keyword])  # what ds.get gives, without converting
+    if value is dv.SLOW:
+        value = ds.get(keyword)
     try:
-        return check_uid(ds.get(keyword), keyword)
+        return check_uid(value, keyword)
     except InvalidUID as exc:
-        if ds.get(keyword) in (None, ""):
+        if value in (None, ""):
             raise MissingAttribute(str(exc)) from exc
         raise InvalidAttribute(str(exc)) from exc
 
@@ -145,8 +164,13 @@ def validate(ds: Dataset, incoming: Incoming) -> index.InstanceKeys:
         series_instance_uid=series,
         sop_instance_uid=sop_instance,
         sop_class_uid=sop_class,
-        study_date=dv.da(ds.get("StudyDate")),
+        study_date=_study_date(ds),
     )
+
+
+def _study_date(ds: Dataset) -> str | None:
+    value = dv.raw_text(ds, _STUDY_DATE)
+    return dv.da(ds.get("StudyDate") if value is dv.SLOW else value)
 
 
 def inspect(path: Path, incoming: Incoming, *, repair_charset: bool) -> Header:
@@ -194,6 +218,12 @@ class Archive:
     ) -> None:
         self.storage = storage
         self.sessions = sessions
+        engine = sessions.kw.get("bind")
+        if not isinstance(engine, Engine):
+            raise TypeError("Archive needs sessions bound to an engine")
+        self._engine = engine
+        self._keep_connection = db.is_sqlite(engine)
+        self._connection: Connection | None = None
         self.duplicates = duplicates
         self.repair_charset = repair_charset
         self.compression = COMPRESSION_SYNTAX.get(compression)
@@ -202,6 +232,9 @@ class Archive:
         self._listeners: list[Listener] = []
 
     def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
         self._write_lock.close()
 
     def subscribe(self, listener: Listener) -> None:
@@ -253,21 +286,40 @@ class Archive:
         assert job.result is not None
         return job.result
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One write transaction on a bare connection (BEGIN IMMEDIATE on SQLite), committed
+        when the block ends well. An ORM session and its begin/commit cost ~0.1 ms of CPU per
+        transaction, the connection alone ~0.02 ms. On SQLite the connection is kept between
+        transactions (only the group committer's leader uses it, one at a time); a server
+        database gets a fresh, pinged one from the pool each time, as sessions do."""
+        conn = self._connection
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._engine.connect().execution_options(**db.WRITE)
+            if self._keep_connection:
+                self._connection = conn
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            self._connection = None  # whatever went wrong, start the next one afresh
+            conn.close()
+            raise
+        finally:
+            if not self._keep_connection:
+                conn.close()
+
     def _write_batch(self, batch: list[_Job]) -> None:
         """One transaction, one writer turn, for every object waiting: the commit and the turn
         cost the same for one object as for ten. Each object gets a savepoint, so one object's
         failure does not undo the others."""
         try:
-            with self._write_lock, write_session(self.sessions) as session:
-                for job in batch:
-                    nested = session.begin_nested() if len(batch) > 1 else contextlib.nullcontext()
-                    try:
-                        with nested:
-                            self._write_one(session, job)
-                    except Exception as exc:
-                        if len(batch) == 1:
-                            raise
-                        self._settle(job, exc)
+            with self._write_lock, self._transaction() as conn:
+                if len(batch) == 1:
+                    self._write_one(conn, batch[0])
+                else:
+                    for job in batch:
+                        self._write_savepoint(conn, job)
         except Exception as exc:
             for job in batch:
                 if job.result is not None and job.error is None and job.placed is not None:
@@ -280,9 +332,22 @@ class Archive:
             if job.replaced is not None and job.replaced != job.placed:
                 self.storage.delete(job.replaced)
 
-    def _write_one(self, session: Session, job: _Job) -> None:
+    def _write_savepoint(self, conn: Connection, job: _Job) -> None:
+        """`_write_one` under a savepoint (plain SQL: SQLAlchemy's nested transactions cost
+        ~0.1 ms each); a failure is this object's outcome and leaves the others alone."""
+        conn.exec_driver_sql("SAVEPOINT openpacs_job")
+        try:
+            self._write_one(conn, job)
+        except Exception as exc:
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT openpacs_job")
+            conn.exec_driver_sql("RELEASE SAVEPOINT openpacs_job")
+            self._settle(job, exc)
+            return
+        conn.exec_driver_sql("RELEASE SAVEPOINT openpacs_job")
+
+    def _write_one(self, conn: Connection, job: _Job) -> None:
         keys = job.header.keys
-        stored = index.stored_path(session, keys.sop_instance_uid)
+        stored = index.stored_path(conn, keys.sop_instance_uid)
         if stored is not None and self.duplicates is DuplicatePolicy.keep:
             job.result = StoreResult(Outcome.duplicate, keys, stored, job.header.notes)
             return
@@ -290,12 +355,16 @@ class Archive:
             raise DuplicateRefused(f"SOP instance {keys.sop_instance_uid} is stored already")
         job.placed, size = self.storage.place(job.path, keys)
         if stored is not None:
-            existing = index.find_instance(session, keys.sop_instance_uid)
-            if existing is not None:
-                index.remove_instance(session, existing)
+            # The ORM works in a savepoint of its own inside this transaction; its commit
+            # releases the savepoint, the transaction commits with the batch.
+            with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
+                existing = index.find_instance(session, keys.sop_instance_uid)
+                if existing is not None:
+                    index.remove_instance(session, existing)
+                session.commit()
             job.replaced = stored
         index.record_instance(
-            session,
+            conn,
             job.header.values,
             keys,
             index.FileInfo(job.placed, size, job.header.transfer_syntax_uid),

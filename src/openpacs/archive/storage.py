@@ -26,6 +26,9 @@ TEMP_DIR = ".incoming"
 # Temp files older than this at start-up belong to no live writer (a receive lasting a day is not
 # a receive); younger ones may belong to another receiver process on the same root.
 STALE_TEMP_SECONDS = 24 * 3600
+# Folders known to exist under the root, so placing a file costs no mkdir or path resolution;
+# forgotten all at once past this many (one per series: a cache, not an inventory).
+KNOWN_FOLDERS_MAX = 10_000
 
 
 class PathKeys(Protocol):
@@ -70,7 +73,11 @@ def relative_path(layout: str, keys: PathKeys) -> str:
     values = {
         "StudyDate": _date_path(keys.study_date),
         # A patient ID is free text (spaces, slashes, Chinese): never a path part as such.
-        "PatientID": hashlib.sha1(keys.patient_id.encode("utf-8")).hexdigest()[:16],
+        "PatientID": (
+            hashlib.sha1(keys.patient_id.encode("utf-8")).hexdigest()[:16]
+            if "{PatientID}" in layout
+            else ""
+        ),
         "StudyInstanceUID": check_uid(keys.study_instance_uid, "StudyInstanceUID"),
         "SeriesInstanceUID": check_uid(keys.series_instance_uid, "SeriesInstanceUID"),
         "SOPInstanceUID": check_uid(keys.sop_instance_uid, "SOPInstanceUID"),
@@ -88,6 +95,8 @@ class FileSystemStorage:
         self.fsync = fsync
         self.temp_dir = self.root / TEMP_DIR
         self.temp_dir.mkdir(parents=True, exist_ok=True)
+        # Relative folder -> its absolute path, checked to lie under the root and created.
+        self._folders: dict[str, str] = {}
 
     def _resolve(self, relpath: str) -> Path:
         path = (self.root / relpath).resolve()
@@ -104,18 +113,41 @@ class FileSystemStorage:
     def place(self, temp: Path, keys: PathKeys) -> tuple[str, int]:
         """Move a complete temp file to its place atomically; returns (relative path, size)."""
         relpath = relative_path(self.layout, keys)
-        final = self._resolve(relpath)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            size = temp.stat().st_size
+            size = os.stat(temp).st_size
             if self.fsync:
                 _fsync(temp)
-            os.replace(temp, final)
+            final = self._final(relpath)
+            try:
+                os.replace(temp, final)
+            except FileNotFoundError:
+                if not os.path.exists(temp):
+                    raise
+                # The folder went away since we made it (emptied by a delete): make it again.
+                self._folders.clear()
+                final = self._final(relpath)
+                os.replace(temp, final)
             if self.fsync:
-                _fsync_dir(final.parent)
+                _fsync_dir(Path(final).parent)
         except OSError as exc:
             raise _storage_error(exc, f"cannot store {relpath}") from exc
         return relpath, size
+
+    def _final(self, relpath: str) -> str:
+        """Where `relpath` goes, its folder created. A folder is resolved, checked to lie under
+        the root and made once; later files in it only join their name to it (a name from the
+        layout, never '.' or '..' or hidden, cannot leave it)."""
+        folder_rel, _, name = relpath.rpartition("/")
+        folder = self._folders.get(folder_rel)
+        if folder is not None and name and not name.startswith("."):
+            return f"{folder}/{name}"
+        final = self._resolve(relpath)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if name and not name.startswith(".") and final.name == name:
+            if len(self._folders) >= KNOWN_FOLDERS_MAX:
+                self._folders.clear()
+            self._folders[folder_rel] = str(final.parent)
+        return str(final)
 
     def open(self, relpath: str) -> BinaryIO:
         return self._resolve(relpath).open("rb")
@@ -127,6 +159,7 @@ class FileSystemStorage:
     def delete(self, relpath: str) -> None:
         path = self._resolve(relpath)
         path.unlink(missing_ok=True)
+        self._folders.clear()  # folders may go below; deleting is rare, placing is not
         # Remove emptied folders up to the root so a deleted study leaves no husk.
         with contextlib.suppress(OSError):
             for parent in path.parents:

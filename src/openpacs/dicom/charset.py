@@ -484,10 +484,13 @@ def _rebind_character_set(ds: Dataset, encodings: str | list[str]) -> None:
 
 def _parsed_items(ds: Dataset) -> Iterator[Dataset]:
     # Raw SQ elements are parsed lazily from the rebound parent, so only parsed ones matter.
-    for tag in sorted(ds.keys()):
-        elem: DataElement | RawDataElement | None = ds.get_item(tag, keep_deferred=True)
-        if isinstance(elem, DataElement) and elem.VR == "SQ":
-            yield from elem.value
+    # The dataset's own mapping is read directly: it runs on every received object, and
+    # get_item per tag cost more than the rest of this module together.
+    parsed = [
+        elem for elem in ds._dict.values() if isinstance(elem, DataElement) and elem.VR == "SQ"
+    ]
+    for elem in sorted(parsed, key=lambda elem: elem.tag):
+        yield from elem.value
 
 
 # --- patch: Part-10 stream surgery ----------------------------------------------------------

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import struct
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from pydicom import config
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
@@ -106,3 +111,91 @@ def fold_name(value: Any) -> str | None:
     plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     words = [word for word in _NAME_SEPARATORS.split(plain) if word]
     return " " + " ".join(words) + " " if words else None
+
+
+# --- straight from the raw bytes ----------------------------------------------------------
+#
+# Ingest reads a dozen values per object. Through pydicom each costs a DataElement built by
+# its conversion hooks, a regex validation and the Dataset's bookkeeping (~10 µs). For the VRs
+# below pydicom's conversion is a plain decode, so the index forms above are computed from the
+# raw bytes instead, giving exactly what `text(ds.get(...))` etc. would. Anything else (another
+# VR, an element pydicom already converted or deferred, non-default pydicom settings) answers
+# SLOW, and the caller asks pydicom.
+
+
+class _Slow:
+    def __repr__(self) -> str:
+        return "SLOW"
+
+
+SLOW: Final = _Slow()
+
+# Text VRs that are always decoded with the default repertoire (iso8859), whatever (0008,0005)
+# says, by pydicom's converters that only decode and split on backslashes.
+_PLAIN_TEXT_VRS = frozenset({"AS", "CS", "DA", "DT", "TM", "UI"})
+_US = struct.Struct("<H")
+
+
+def _raw(ds: Dataset, tag: int) -> tuple[str, bytes] | _Slow | None:
+    """(VR, bytes) of a raw element, None when absent, SLOW when pydicom must convert it."""
+    elem = ds.get_item(tag, keep_deferred=True)
+    if elem is None:
+        return None
+    if not isinstance(elem, RawDataElement) or elem.value is None or not elem.is_little_endian:
+        return SLOW
+    if config.datetime_conversion or config.use_none_as_empty_text_VR_value:
+        return SLOW
+    if config.use_IS_numpy or config.data_element_callback is not None:
+        return SLOW
+    vr = elem.VR
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return SLOW
+    return str(vr), bytes(elem.value)
+
+
+def raw_text(ds: Dataset, tag: int) -> str | _Slow | None:
+    """`text(ds.get(tag))` for plain text VRs, from the raw bytes; SLOW if not that simple."""
+    raw = _raw(ds, tag)
+    if raw is None or raw is SLOW:
+        return raw
+    vr, value = raw  # type: ignore[misc]
+    if vr not in _PLAIN_TEXT_VRS:
+        return SLOW
+    decoded = value.decode("latin-1")
+    if vr == "UI":  # pydicom's UID strips every value of all white space
+        decoded = "\\".join(uid.strip() for uid in decoded.rstrip("\0 ").split("\\"))
+    return decoded.strip("\0 ") or None
+
+
+def raw_uid(ds: Dataset, tag: int) -> str | _Slow | None:
+    """`ds.get(tag)` of a single-valued UI element as the str pydicom gives (trailing NULs and
+    spaces removed); SLOW for several values or another VR."""
+    raw = _raw(ds, tag)
+    if raw is None or raw is SLOW:
+        return raw
+    vr, value = raw  # type: ignore[misc]
+    if vr != "UI" or b"\\" in value:
+        return SLOW
+    return value.decode("latin-1").rstrip("\0 ").strip()  # as pydicom's UID makes it
+
+
+def raw_integer(ds: Dataset, tag: int) -> int | _Slow | None:
+    """`integer(ds.get(tag))` for one US value or an IS in ASCII, from the raw bytes."""
+    raw = _raw(ds, tag)
+    if raw is None or raw is SLOW:
+        return raw
+    vr, value = raw  # type: ignore[misc]
+    if vr == "US":
+        if not value:
+            return None
+        return int(_US.unpack(value)[0]) if len(value) == 2 else SLOW
+    if vr != "IS" or not value.isascii():
+        return SLOW
+    first = value.decode("ascii").rstrip(" \0").split("\\")[0]
+    try:
+        return int(first.strip())
+    except ValueError:
+        return None
