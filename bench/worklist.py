@@ -423,7 +423,24 @@ def _associate(ae: AE, port: int, called: str) -> Association:
     assoc = ae.associate(LOCALHOST, port, ae_title=called)
     if not assoc.is_established:
         raise ServerError(f"association to {called} on port {port} not accepted")
+    _responses_only_to_requests(assoc)
     return assoc
+
+
+def _responses_only_to_requests(assoc: Association) -> None:
+    """Keep pynetdicom's reactor thread off the responses.
+
+    Between requests that thread takes whatever message is queued, to serve it as a request
+    from the peer; `send_c_find` pauses it by waiting for a flag the thread may not have
+    cleared yet, and about one query in 300 on a used association then loses a pending
+    response ("Received unexpected C-FIND service message"). This client serves nothing, so
+    the thread's non-blocking reads find nothing; the request methods block and get all."""
+    get_msg = assoc.dimse.get_msg
+
+    def blocking_only(block: bool = False) -> tuple[int | None, object]:
+        return get_msg(block=True) if block else (None, None)
+
+    setattr(assoc.dimse, "get_msg", blocking_only)  # noqa: B010
 
 
 def _find(assoc: Association, identifier: Dataset) -> int:
@@ -499,10 +516,20 @@ class Client:
 
 @dataclass
 class Series:
-    """One system in one mode: every timed query's seconds and answer count, over all runs."""
+    """One system in one mode: every timed query's seconds, answer count and kind, over all
+    runs."""
 
     seconds: list[float] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+
+    def only(self, kind: str) -> Series:
+        chosen = [i for i, k in enumerate(self.kinds) if k == kind]
+        return Series(
+            [self.seconds[i] for i in chosen],
+            [self.answers[i] for i in chosen],
+            [kind] * len(chosen),
+        )
 
     def median_ms(self) -> float | None:
         return statistics.median(self.seconds) * 1000 if self.seconds else None
@@ -537,6 +564,7 @@ def one_run(
                 )
             series.seconds.append(seconds)
             series.answers.append(answers)
+            series.kinds.append(query.kind)
     run = series.seconds[-len(queries) :]
     print(
         f"    {mode}: {len(queries)} queries, median {statistics.median(run) * 1000:.1f} ms, "
@@ -555,24 +583,27 @@ def serving(server: WorklistOpenpacs | Wlmscpfs) -> Iterator[None]:
 
 
 def table(results: Sequence[SystemResult], modes: Sequence[str]) -> str:
-    headers = ["system"]
+    """Median and p95 per mode: all queries, then each kind; openpacs/wlmscpfs below each."""
+    headers = ["queries", "system"]
     for mode in modes:
         headers += [f"{mode} median ms", f"{mode} p95 ms"]
     rows = []
-    cells: dict[str, list[float | None]] = {}
-    for r in results:
-        values: list[float | None] = []
-        for mode in modes:
-            series = r.modes.get(mode, Series())
-            values += [series.median_ms(), series.p95_ms()]
-        cells[r.name] = values
-        rows.append([r.name, *(_cell(v) for v in values)])
-    if {"openpacs", "wlmscpfs"} <= set(cells):
-        ratios = [
-            a / b if a is not None and b else None
-            for a, b in zip(cells["openpacs"], cells["wlmscpfs"], strict=True)
-        ]
-        rows.append(["openpacs/wlmscpfs", *(_cell(v, 2) for v in ratios)])
+    for kind in ("all", *KINDS):
+        cells: dict[str, list[float | None]] = {}
+        for r in results:
+            values: list[float | None] = []
+            for mode in modes:
+                series = r.modes.get(mode, Series())
+                series = series if kind == "all" else series.only(kind)
+                values += [series.median_ms(), series.p95_ms()]
+            cells[r.name] = values
+            rows.append([kind, r.name, *(_cell(v) for v in values)])
+        if {"openpacs", "wlmscpfs"} <= set(cells):
+            ratios = [
+                a / b if a is not None and b else None
+                for a, b in zip(cells["openpacs"], cells["wlmscpfs"], strict=True)
+            ]
+            rows.append([kind, "openpacs/wlmscpfs", *(_cell(v, 2) for v in ratios)])
     widths = [max(len(line[i]) for line in [headers, *rows]) for i in range(len(headers))]
     return "\n".join(
         "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
