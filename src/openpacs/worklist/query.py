@@ -11,9 +11,9 @@ Finished items (completed, discontinued) are left out unless the query asks for 
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.dataelem import DataElement
@@ -170,31 +170,35 @@ def find(
     if limit:
         statement = statement.limit(limit)
     rows = session.scalars(statement).all()
-    answers = (project(dicom_json.from_json(row), identifier) for row in rows)
+    # Projected while still DICOM JSON: only the requested keys become pydicom elements.
+    answers = (dicom_json.from_json(project(row, identifier)) for row in rows)
     return answers, query.ignored
 
 
-def project(source: Dataset, request: Dataset) -> Dataset:
-    """The keys of `request` with `source`'s values (empty where it has none); a sequence key
-    with item keys gets those keys of each item, an empty one every item whole."""
-    out = Dataset()
+def project(source: Mapping[str, Any], request: Dataset) -> dict[str, Any]:
+    """The keys of `request` with the values of `source` (DICOM JSON; empty where it has
+    none); a sequence key with item keys gets those keys of each item, an empty one every
+    item whole. The result shares `source`'s values: read it, never change it."""
+    out: dict[str, Any] = {}
     for element in request:
         tag = element.tag
         if tag.element == 0 or tag == SPECIFIC_CHARACTER_SET:
             continue
-        held = source.get(tag)
+        key = f"{tag:08X}"
+        held = source.get(key)
         if element.VR == "SQ":
-            out.add(_sequence(tag, held, element.value))
+            out[key] = _sequence(held, element.value)
         elif held is not None:
-            out.add(copy.deepcopy(held))
+            out[key] = held
         else:
-            out.add(DataElement(tag, element.VR, None))
+            out[key] = {"vr": element.VR}
     return out
 
 
-def _sequence(tag: int, held: DataElement | None, asked: DicomSequence | None) -> DataElement:
-    if held is None or held.VR != "SQ":
-        return DataElement(tag, "SQ", DicomSequence([]))
+def _sequence(held: Mapping[str, Any] | None, asked: DicomSequence | None) -> Mapping[str, Any]:
+    if held is None or held.get("vr") != "SQ":
+        return {"vr": "SQ"}
     if not asked or len(asked[0]) == 0:
-        return copy.deepcopy(held)
-    return DataElement(tag, "SQ", DicomSequence([project(item, asked[0]) for item in held.value]))
+        return held
+    items = held.get("Value") or []
+    return {"vr": "SQ", "Value": [project(item, asked[0]) for item in items]}
