@@ -225,3 +225,28 @@ def test_pending_responses_every_n_and_at_least_every_second() -> None:
         report.add(outcome)
         progress(outcome, report)
     assert recorder.completed == [3, 5]
+
+
+@pytest.mark.parametrize("charset", [None, "ISO_IR 192", "GB18030", ["", "ISO 2022 IR 58"]])
+def test_answers_with_sequences_are_written_as_pydicom_writes_them(
+    charset: str | list[str] | None,
+) -> None:
+    """Worklist answers: nested sequences (empty ones too), several values, names."""
+    ds = Dataset()
+    if charset is not None:
+        ds.SpecificCharacterSet = charset
+    ds.AccessionNumber = "A1"
+    ds.PatientName = "Zhang^San" if charset is None else "Zhang^San=张^三"
+    ds.RequestedProcedureCodeSequence = []
+    step = Dataset()
+    step.Modality = "CT"
+    step.ScheduledStationAETitle = ["CT01", "CT02"]
+    step.ScheduledProcedureStepStartDate = "20261126"
+    code = Dataset()
+    code.CodeValue = "P1"
+    code.CodingSchemeDesignator = "LOCAL"
+    code.CodeMeaning = "Chest" if charset is None else "胸部"
+    step.ScheduledProtocolCodeSequence = [code]
+    ds.ScheduledProcedureStepSequence = [step, Dataset()]
+    for syntax in identifier.IDENTIFIER_SYNTAXES:
+        assert identifier.encode_answer(ds, syntax) == identifier.encode_identifier(ds, syntax)

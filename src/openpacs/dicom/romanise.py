@@ -6,6 +6,7 @@ letters lose their accents; only what still does not fit becomes '?'.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable
 
@@ -79,8 +80,10 @@ def is_han(char: str) -> bool:
     return "CJK UNIFIED IDEOGRAPH" in unicodedata.name(char, "") or "\u3400" <= char <= "\u9fff"
 
 
-def _syllables(text: str) -> list[str]:
-    return lazy_pinyin(text, style=Style.NORMAL, errors="default")
+@functools.lru_cache(maxsize=65536)
+def _syllables(text: str) -> tuple[str, ...]:
+    # Names and descriptions recur in every worklist answer; pypinyin's lookup does not.
+    return tuple(lazy_pinyin(text, style=Style.NORMAL, errors="default"))
 
 
 def _surname(text: str) -> str:

@@ -56,7 +56,8 @@ _PLAIN_CHARSETS = frozenset(
 
 
 def encode_answer(ds: Dataset, transfer_syntax: str) -> bytes:
-    """`ds` as `encode_identifier` writes it, several times faster for a flat answer."""
+    """`ds` as `encode_identifier` writes it, several times faster (sequences included, as
+    worklist answers have them)."""
     fast = None
     if transfer_syntax != codecs.EXPLICIT_VR_BE:
         elements = [(e.tag, e.VR, e.value) for e in ds.elements() if isinstance(e, DataElement)]
@@ -83,6 +84,11 @@ def encode_elements(
         elif vr in _NUMBER_VRS:
             values = value if many else [value]
             data = struct.pack(f"<{len(values)}{_NUMBER_VRS[vr]}", *values)
+        elif vr == "SQ":
+            items = _items(value, charset, implicit=implicit)
+            if items is None:
+                return None
+            data = items
         elif vr in _ASCII_VRS or vr in TEXT_VRS:
             text = "\\".join(map(str, value)) if many else str(value)
             try:
@@ -103,4 +109,21 @@ def encode_elements(
         else:
             out += struct.pack("<HH2sH", group, element, vr.encode(), len(data))
         out += data
+    return bytes(out)
+
+
+_ITEM = struct.Struct("<HHL")
+
+
+def _items(value: Any, charset: object, *, implicit: bool) -> bytes | None:
+    """A sequence's items as pydicom writes them: each with its defined length."""
+    out = bytearray()
+    for item in value or ():
+        elements = [(e.tag, e.VR, e.value) for e in item.elements() if isinstance(e, DataElement)]
+        if len(elements) != len(item) or "SpecificCharacterSet" in item:
+            return None  # raw elements, or an item with its own character set
+        inner = encode_elements(elements, charset, implicit=implicit)
+        if inner is None:
+            return None
+        out += _ITEM.pack(0xFFFE, 0xE000, len(inner)) + inner
     return bytes(out)

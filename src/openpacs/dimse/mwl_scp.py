@@ -30,7 +30,7 @@ from openpacs.dimse.engine import (
     at,
     ui,
 )
-from openpacs.dimse.identifier import IDENTIFIER_SYNTAXES, decode_identifier, encode_identifier
+from openpacs.dimse.identifier import IDENTIFIER_SYNTAXES, decode_identifier, encode_answer
 from openpacs.dimse.sop import VERIFICATION
 from openpacs.dimse.status import (
     CANCEL,
@@ -127,7 +127,7 @@ class WorklistService:
             terms = answer.encode_for(ds, requested, policy)
             if terms:
                 ds.SpecificCharacterSet = terms[0] if len(terms) == 1 else list(terms)
-            assoc.respond(message, C_FIND_RSP, status, dataset=encode_identifier(ds, syntax))
+            assoc.respond(message, C_FIND_RSP, status, dataset=encode_answer(ds, syntax))
         assoc.respond(message, C_FIND_RSP, SUCCESS)
         log.info(
             "worklist query from %s: %d item(s) in %.3f s%s",
