@@ -37,6 +37,7 @@ from openpacs.dimse.store_job import KIND as STORE_JOB
 from openpacs.dimse.store_job import make_store_handler
 from openpacs.dimse.store_scp import make_store_listener
 from openpacs.jobs import JobRunner
+from openpacs.printing import jobs as print_jobs
 from openpacs.printing.films import FilmKeeper
 from openpacs.web.api.deps import Services
 from openpacs.web.app import create_app
@@ -69,6 +70,10 @@ def start_worklist(core: Core) -> Listener:
 def start_print(core: Core) -> Listener:
     """The Print SCP, in the main process: films go through Archive.store like any object."""
     settings = core.settings.printscp
+    with core.writing() as session:
+        left = print_jobs.interrupted(session)
+    if left:
+        logs.get_logger("printscp").warning("%d print job(s) left open by the last run", left)
     listener = make_print_listener(settings, FilmKeeper(core, settings), core.sessions)
     listener.start()
     return listener

@@ -416,3 +416,54 @@ def test_presentation_lut_inverse_is_applied(core: Core) -> None:
     png = _film_png(core, job, 1)
     region = _region(png, "STANDARD\\1,1", 1, (8, 8))
     assert region.max() == 0  # white (255) inverted
+
+
+def test_film_session_n_set_reaches_the_job(core: Core) -> None:
+    with print_scp(core) as listener, pynetdicom_print(listener.port) as assoc:
+        session_uid, _ = _grey_session(assoc)
+        change = Dataset()
+        change.FilmSessionLabel = "renamed"
+        change.NumberOfCopies = 3
+        status, _ = assoc.send_n_set(change, FILM_SESSION, session_uid, meta_uid=GREY_META)
+        assert status.Status == 0, status
+        change.NumberOfCopies = 500
+        status, _ = assoc.send_n_set(change, FILM_SESSION, session_uid, meta_uid=GREY_META)
+        assert status.Status == 0x0106 and "NumberOfCopies" in status.ErrorComment
+        # A film box attribute fixed at creation cannot be changed; a settable one can.
+        attrs, box_uid = Dataset(), generate_uid()
+        attrs.ImageDisplayFormat = "STANDARD\\1,1"
+        attrs.ReferencedFilmSessionSequence = Sequence([referenced(FILM_SESSION, session_uid)])
+        status, _ = assoc.send_n_create(attrs, FILM_BOX, box_uid, meta_uid=GREY_META)
+        assert status.Status == 0, status
+        box_change = Dataset()
+        box_change.ImageDisplayFormat = "STANDARD\\2,2"
+        status, _ = assoc.send_n_set(box_change, FILM_BOX, box_uid, meta_uid=GREY_META)
+        assert status.Status == 0x0105 and "ImageDisplayFormat" in status.ErrorComment
+        box_change = Dataset()
+        box_change.BorderDensity = "WHITE"
+        status, _ = assoc.send_n_set(box_change, FILM_BOX, box_uid, meta_uid=GREY_META)
+        assert status.Status == 0, status
+        # Deleting twice: the second finds nothing.
+        assert assoc.send_n_delete(FILM_BOX, box_uid, meta_uid=GREY_META).Status == 0
+        assert assoc.send_n_delete(FILM_BOX, box_uid, meta_uid=GREY_META).Status == 0x0112
+    (job,) = _jobs(core)
+    session = dicom_json.from_json(job.attributes)
+    assert (session.FilmSessionLabel, session.NumberOfCopies) == ("renamed", 3)
+
+
+def test_jobs_left_open_by_a_stopped_server_fail_at_start(core: Core) -> None:
+    with core.writing() as session:
+        job = jobs.create(
+            session,
+            calling_ae="CT1",
+            called_ae="PRINTSCP",
+            film_session_uid="1.2.3",
+            colour=False,
+            attributes={},
+        )
+        job_id = job.id
+    with core.writing() as session:
+        assert jobs.interrupted(session) == 1
+    with core.sessions() as session:
+        again = jobs.get(session, job_id)
+        assert again.state == "failed" and "server stopped" in (again.reason or "")

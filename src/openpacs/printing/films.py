@@ -72,6 +72,15 @@ class FilmKeeper:
         (self.folder(folder) / BOX_FOLDER).mkdir(parents=True, exist_ok=True)
         log.info("print job %d opened for %s", job_id, session.calling_ae)
 
+    def session_changed(self, session: PrintSession) -> None:
+        """The film session's attributes after an N-SET, onto the job."""
+        if session.job_id is None or session.film_session is None:
+            return
+        with self.core.writing() as db:
+            job = jobs.get(db, session.job_id)
+            job.attributes = dicom_json.to_json(session.film_session)
+            job.updated_at = dt.datetime.now(dt.UTC)
+
     def close_job(self, session: PrintSession, reason: str | None) -> None:
         if session.job_id is None:
             return

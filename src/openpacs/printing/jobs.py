@@ -113,6 +113,26 @@ def delete(session: Session, job_id: int) -> str:
     return folder
 
 
+def interrupted(session: Session) -> int:
+    """At start-up: jobs left received or printing by a server that stopped belong to
+    associations that no longer exist; they failed. Returns how many."""
+    found = list(
+        session.scalars(
+            select(PrintJob).where(PrintJob.state.in_([State.received.value, State.printing.value]))
+        )
+    )
+    for job in found:
+        job.state = (
+            State.printed.value
+            if job.film_count and job.state == State.printing.value
+            else State.failed.value
+        )
+        if job.state == State.failed.value:
+            job.reason = "the server stopped while the modality was printing"
+        job.updated_at = _now()
+    return len(found)
+
+
 @dataclass(frozen=True)
 class Filters:
     calling_ae: str | None = None

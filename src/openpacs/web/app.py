@@ -86,6 +86,16 @@ def create_app(core: Core, services: Services | None = None) -> FastAPI:
                     ae_title=settings.qrscp.ae_title,
                     port=settings.qrscp.port,
                 ),
+                Listener(
+                    service="worklist",
+                    ae_title=settings.worklist.ae_title,
+                    port=settings.worklist.port,
+                ),
+                Listener(
+                    service="printscp",
+                    ae_title=settings.printscp.ae_title,
+                    port=settings.printscp.port,
+                ),
             ],
             http_port=settings.http.port,
             database=core.engine.dialect.name,
