@@ -30,6 +30,8 @@ from openpacs.config import Settings
 from openpacs.dimse import qr_scu, scu
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.mwl_scp import make_worklist_listener
+from openpacs.dimse.print_job import KIND as PRINT_JOB
+from openpacs.dimse.print_job import make_print_handler
 from openpacs.dimse.print_scp import make_print_listener
 from openpacs.dimse.qr_scp import make_qr_listener
 from openpacs.dimse.retrieve_job import GET, MOVE, make_get_handler, make_move_handler
@@ -147,6 +149,7 @@ def start_jobs(core: Core) -> JobRunner:
     runner.register(STORE_JOB, make_store_handler(core))
     runner.register(MOVE, make_move_handler(core))
     runner.register(GET, make_get_handler(core))
+    runner.register(PRINT_JOB, make_print_handler(core))
     runner.start()
     return runner
 

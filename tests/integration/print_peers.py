@@ -3,14 +3,19 @@ print job from images, dcmprscu sends it), and a pynetdicom Print SCU."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydicom import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 from pynetdicom import AE
 from pynetdicom.association import Association as PynetAssociation
 
@@ -19,7 +24,7 @@ from openpacs.dimse.engine import Listener
 from openpacs.dimse.print_scp import make_print_listener
 from openpacs.printing.films import FilmKeeper
 from openpacs.printing.session import COLOUR_META, GREY_META, PRESENTATION_LUT
-from tests.conftest import need
+from tests.conftest import free_port, need
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 
@@ -151,3 +156,108 @@ def referenced(sop_class: str, uid: str) -> Dataset:
     item.ReferencedSOPClassUID = sop_class
     item.ReferencedSOPInstanceUID = uid
     return item
+
+
+class DcmPrScp:
+    """dcmtk's reference Print SCP (dcmprscp) on a free port; what it printed lands in its
+    database folder as Stored Print and Hardcopy Grayscale objects."""
+
+    ae_title = "DCMPRSCP"
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> DcmPrScp:
+        dcmprscp = need("dcmprscp")
+        for folder in ("db", "spool", "lut", "log"):
+            (self.work / folder).mkdir(parents=True, exist_ok=True)
+        (self.work / "dcmpstat.cfg").write_text(_SCP_CONFIG.format(port=self.port))
+        self.process = subprocess.Popen(
+            [dcmprscp, "-c", "dcmpstat.cfg", "-p", "PRINTER"],
+            cwd=self.work,
+            env=DCMTK_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("dcmprscp did not start listening")
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def hardcopies(self) -> list[Path]:
+        return sorted((self.work / "db").glob("HG_*.dcm"), key=lambda p: p.stat().st_mtime_ns)
+
+    def stored_prints(self) -> list[Path]:
+        return sorted((self.work / "db").glob("SP_*.dcm"), key=lambda p: p.stat().st_mtime_ns)
+
+
+_SCP_CONFIG = """\
+[[GENERAL]]
+[APPLICATION]
+LogDirectory = log
+LogFile = general.log
+LogLevel = ERROR
+[PRINT]
+Directory = spool
+DetailedLog = false
+BinaryLog = false
+DeletePrintJobs = false
+[DATABASE]
+Directory = db
+[LUT]
+Directory = lut
+[[COMMUNICATION]]
+[PRINTER]
+Type = LOCALPRINTER
+Aetitle = DCMPRSCP
+Description = dcmtk reference print SCP
+Hostname = 127.0.0.1
+Port = {port}
+MaxPDU = 16384
+ImplicitOnly = false
+DisableNewVRs = false
+SupportsPresentationLUT = false
+Supports12Bit = true
+SupportsImageSize = true
+SupportsDecimateCrop = false
+SupportsTrim = true
+DisplayFormat = 1,1\\2,2
+FilmSizeID = 8INX10IN\\14INX17IN\\A4
+MagnificationType = REPLICATE\\BILINEAR\\NONE
+BorderDensity = BLACK\\WHITE
+EmptyImageDensity = BLACK\\WHITE
+MaxDensity = 320
+MinDensity = 20
+"""
+
+
+def colour_item(rows: int, columns: int, rgb: tuple[int, int, int], planar: int) -> Dataset:
+    """An RGB image of one colour with a white top-left quarter."""
+    item = Dataset()
+    item.SamplesPerPixel, item.PhotometricInterpretation = 3, "RGB"
+    item.PlanarConfiguration = planar
+    item.Rows, item.Columns = rows, columns
+    item.BitsAllocated, item.BitsStored, item.HighBit, item.PixelRepresentation = 8, 8, 7, 0
+    pixels = np.zeros((rows, columns, 3), dtype=np.uint8)
+    pixels[:, :] = rgb
+    pixels[0 : rows // 2, 0 : columns // 2] = (255, 255, 255)
+    data = pixels.transpose(2, 0, 1) if planar == 1 else pixels
+    item.PixelData = np.ascontiguousarray(data).tobytes()
+    return item
+
+
+def colour_box(position: int, item: Dataset) -> Dataset:
+    ds = Dataset()
+    ds.ImageBoxPosition = position
+    ds.Polarity = "NORMAL"
+    ds.BasicColorImageSequence = DicomSequence([item])
+    return ds

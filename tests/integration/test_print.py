@@ -32,7 +32,14 @@ from openpacs.printing.session import (
 )
 from tests.conftest import sample
 from tests.generators import ct_series
-from tests.integration.print_peers import dcmtk_print, print_scp, pynetdicom_print, referenced
+from tests.integration.print_peers import (
+    colour_box,
+    colour_item,
+    dcmtk_print,
+    print_scp,
+    pynetdicom_print,
+    referenced,
+)
 
 
 def _jobs(core: Core) -> list[PrintJob]:
@@ -198,28 +205,6 @@ def test_dcmtk_film_session_attributes_are_kept(core: Core, tmp_path: Path) -> N
 # ----------------------------------------------------------------------------- pynetdicom
 
 
-def _colour_item(rows: int, columns: int, rgb: tuple[int, int, int], planar: int) -> Dataset:
-    item = Dataset()
-    item.SamplesPerPixel, item.PhotometricInterpretation = 3, "RGB"
-    item.PlanarConfiguration = planar
-    item.Rows, item.Columns = rows, columns
-    item.BitsAllocated, item.BitsStored, item.HighBit, item.PixelRepresentation = 8, 8, 7, 0
-    pixels = np.zeros((rows, columns, 3), dtype=np.uint8)
-    pixels[:, :] = rgb
-    pixels[0 : rows // 2, 0 : columns // 2] = (255, 255, 255)
-    data = pixels.transpose(2, 0, 1) if planar == 1 else pixels
-    item.PixelData = np.ascontiguousarray(data).tobytes()
-    return item
-
-
-def _colour_box(position: int, item: Dataset) -> Dataset:
-    ds = Dataset()
-    ds.ImageBoxPosition = position
-    ds.Polarity = "NORMAL"
-    ds.BasicColorImageSequence = Sequence([item])
-    return ds
-
-
 def test_pynetdicom_colour_session_with_two_2x2_films(core: Core) -> None:
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
     with print_scp(core) as listener, pynetdicom_print(listener.port) as assoc:
@@ -253,9 +238,9 @@ def test_pynetdicom_colour_session_with_two_2x2_films(core: Core) -> None:
             assert [r.ReferencedSOPClassUID for r in refs] == [COLOUR_IMAGE_BOX] * 4
             for position, ref in enumerate(refs, start=1):
                 colour = colours[(position - 1 + film_number) % 4]
-                item = _colour_item(40, 60, colour, planar=position % 2)
+                item = colour_item(40, 60, colour, planar=position % 2)
                 status, answer = assoc.send_n_set(
-                    _colour_box(position, item),
+                    colour_box(position, item),
                     COLOUR_IMAGE_BOX,
                     ref.ReferencedSOPInstanceUID,
                     meta_uid=COLOUR_META,
@@ -344,7 +329,7 @@ def test_bad_requests_get_their_status_and_the_session_stays_usable(core: Core) 
         image_box = box.ReferencedImageBoxSequence[0].ReferencedSOPInstanceUID
         status, _ = assoc.send_n_action(None, 1, FILM_BOX, generate_uid(), meta_uid=GREY_META)
         assert status.Status == 0x0112
-        colour = _colour_box(1, _colour_item(8, 8, (1, 2, 3), 1))
+        colour = colour_box(1, colour_item(8, 8, (1, 2, 3), 1))
         status, _ = assoc.send_n_set(colour, GREY_IMAGE_BOX, image_box, meta_uid=GREY_META)
         assert status.Status == 0x0106
         # Pixels that do not add up: 12 bits stored in 8 allocated.

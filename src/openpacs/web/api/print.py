@@ -6,15 +6,18 @@ import datetime as dt
 import shutil
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
 
-from openpacs import logs
+from openpacs import jobs as job_queue
+from openpacs import logs, nodes
+from openpacs.archive.errors import Conflict
 from openpacs.archive.models import PrintFilm, PrintJob
 from openpacs.printing import jobs
 from openpacs.printing.errors import JobNotFound
-from openpacs.web.api.deps import ReadSession, WriteSession, core_of
+from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession, core_of
+from openpacs.web.api.jobs import JobOut as QueuedJob
 
 log = logs.get_logger("api")
 router = APIRouter(prefix="/api/print", tags=["print"])
@@ -40,7 +43,7 @@ class FilmOut(BaseModel):
     created_at: dt.datetime
 
 
-class JobOut(BaseModel):
+class PrintJobOut(BaseModel):
     id: int
     calling_ae: str
     called_ae: str
@@ -54,13 +57,13 @@ class JobOut(BaseModel):
     updated_at: dt.datetime
 
 
-class JobDetail(JobOut):
+class PrintJobDetail(PrintJobOut):
     films: list[FilmOut]
 
 
-class JobPage(BaseModel):
+class PrintJobPage(BaseModel):
     total: int
-    items: list[JobOut]
+    items: list[PrintJobOut]
 
 
 def _job(job: PrintJob) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def _film(job_id: int, film: PrintFilm) -> FilmOut:
     )
 
 
-@router.get("/jobs", response_model=JobPage)
+@router.get("/jobs", response_model=PrintJobPage)
 def list_jobs(
     session: ReadSession,
     calling_ae: str | None = None,
@@ -108,13 +111,13 @@ def list_jobs(
     state: Annotated[list[jobs.State] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> JobPage:
+) -> PrintJobPage:
     """Newest first; every filter optional, `state` repeatable."""
     filters = jobs.Filters(
         calling_ae=calling_ae, since=_utc(since), until=_utc(until), states=state or ()
     )
     found, total = jobs.list_jobs(session, filters, limit=limit, offset=offset)
-    return JobPage(total=total, items=[JobOut.model_validate(_job(j)) for j in found])
+    return PrintJobPage(total=total, items=[PrintJobOut.model_validate(_job(j)) for j in found])
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -123,12 +126,12 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC)
 
 
-@router.get("/jobs/{job_id}", response_model=JobDetail)
-def get_job(job_id: int, session: ReadSession) -> JobDetail:
+@router.get("/jobs/{job_id}", response_model=PrintJobDetail)
+def get_job(job_id: int, session: ReadSession) -> PrintJobDetail:
     """The job with its films (attributes, image boxes, the stored Secondary Capture)."""
     job = jobs.get(session, job_id)
     films = [_film(job_id, f) for f in jobs.films_of(session, job_id)]
-    return JobDetail.model_validate({**_job(job), "films": films})
+    return PrintJobDetail.model_validate({**_job(job), "films": films})
 
 
 @router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -157,3 +160,47 @@ def film_png(job_id: int, number: int, session: ReadSession, request: Request) -
     if not path.is_file():
         raise JobNotFound(f"the PNG of film {number} of print job {job_id} is missing")
     return FileResponse(path, media_type="image/png")
+
+
+PRINT_KIND = "print"  # the job kind dimse/print_job.py handles
+
+
+class PrintIn(BaseModel):
+    node: str = Field(min_length=1, description="a registered node with the printer use")
+
+
+@router.post(
+    "/jobs/{job_id}/print",
+    response_model=QueuedJob,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        404: {"description": "no such print job or node"},
+        409: {"description": "the print job is still being received"},
+        422: {"description": "the node is not a printer, or the job has no film"},
+    },
+)
+def forward_job(
+    job_id: int,
+    body: PrintIn,
+    session: WriteSession,
+    services: ServicesDep,
+    background: BackgroundTasks,
+) -> QueuedJob | JSONResponse:
+    """Queue a job printing this print job's films on a registered printer (Print SCU); follow
+    it with GET /api/jobs/{id}. The print job turns `forwarded`, or `failed` with the reason."""
+    job = jobs.get(session, job_id)
+    if job.state in (jobs.State.received.value, jobs.State.printing.value):
+        raise Conflict(f"print job {job_id} is {job.state}: wait until its films are kept")
+    node = nodes.get(session, body.node)
+    problem = None
+    if not node.printer:
+        problem = f"node {body.node!r} is not registered as a printer (add 'printer' to its uses)"
+    elif not job.film_count:
+        problem = f"print job {job_id} has no film to print"
+    if problem is not None:
+        log.warning("POST /api/print/jobs/%d/print -> 422: %s", job_id, problem)
+        return JSONResponse({"error": "CannotPrint", "detail": problem}, status_code=422)
+    queued = job_queue.create(session, PRINT_KIND, {"print_job": job_id, "node": body.node})
+    log.info("job %d queued: print job %d to %s", queued.id, job_id, body.node)
+    background.add_task(services.wake_jobs)
+    return QueuedJob.of(queued)
