@@ -206,8 +206,7 @@ class WorklistSettings(ListenerSettings):
 
 
 class PrintScpSettings(ListenerSettings):
-    """Print SCP: modalities print films here (Basic Grayscale and Color Print Management);
-    every film is kept as a Secondary Capture in the archive, a PNG and its print attributes."""
+    """Print SCP: modalities print films here; each film is kept (archive, PNG, attributes)."""
 
     ae_title: str = Field("PRINTSCP", description="AE title modalities print to")
     port: int = Field(11115, ge=1, le=65535, description="TCP port for DICOM associations")
