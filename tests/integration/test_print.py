@@ -3,6 +3,7 @@ Print Management) and pynetdicom (colour, several film boxes, bad requests)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from openpacs.printing.session import (
     PRINTER,
     PRINTER_INSTANCE,
 )
-from tests.conftest import sample
+from tests.conftest import need, sample
 from tests.generators import ct_series
 from tests.integration.print_peers import (
     colour_box,
@@ -135,6 +136,14 @@ def test_dcmtk_prints_a_12_bit_ct_windowed_as_its_source(core: Core, tmp_path: P
     assert np.array_equal(pixel_array(stored), png)
     assert stored.PatientID == f"PRINT-{job.id}"  # dcmprscu sends pixels only
     assert stored.StudyInstanceUID == film.study_instance_uid
+    # dicom3tools finds nothing wrong with the Secondary Capture IOD.
+    with core.sessions() as session:
+        relpath = session.query(Instance).filter_by(sop_instance_uid=film.sop_instance_uid).one()
+        path = core.storage.path(relpath.file_path)
+    checked = subprocess.run(
+        [need("dciodvfy"), str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "Error" not in checked.stdout + checked.stderr, checked.stdout + checked.stderr
 
 
 def test_dcmtk_prints_an_8_bit_image_on_a_two_up_film(core: Core, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,14 @@ def test_list_filter_page_get_png_delete(core: Core, client: Client) -> None:
     png = client.get(film["png_url"])
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(png.content)).size == (film["width"], film["height"])
+    small = client.get(film["png_url"], params={"size": 100})
+    assert Image.open(io.BytesIO(small.content)).size == (80, 100)  # 8x10 kept
+    assert client.get(film["png_url"], params={"size": 5}).status_code == 422
+    pdf = client.get(f"/api/print/jobs/{job_id}/films/1.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    # One page of 8 x 10 inches (576 x 720 points).
+    (box,) = re.findall(rb"/MediaBox \[ 0 0 ([\d.]+) ([\d.]+) \]", pdf.content)
+    assert (round(float(box[0])), round(float(box[1]))) == (576, 720)
     assert client.get(f"/api/print/jobs/{job_id}/films/2.png").status_code == 404
     assert client.get("/api/print/jobs/999").status_code == 404
 

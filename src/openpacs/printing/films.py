@@ -235,6 +235,8 @@ def secondary_capture(
     if not ds.get("PatientID"):
         ds.PatientID = f"PRINT-{session.job_id}"
         ds.PatientName = f"PRINT^{session.calling_ae}"
+    if study_uid == session.study_uid:
+        ds.StudyID = str(session.job_id)  # the study is the print session's own
     ds.SpecificCharacterSet = "ISO_IR 192"  # text was decoded on arrival; written as UTF-8
     for keyword in ("PatientName", "PatientBirthDate", "PatientSex", "ReferringPhysicianName"):
         ds.setdefault(keyword, "")
@@ -251,6 +253,7 @@ def secondary_capture(
     ds.SeriesNumber = 9000 + (session.job_id or 0) % 1000
     ds.SeriesDescription = "Printed films"
     ds.Modality = "OT"
+    ds.Laterality = ""  # type 2C; a film of several images has no one laterality
     ds.ConversionType = "WSD"  # workstation: a film composed by us
     ds.SOPClassUID = SECONDARY_CAPTURE
     ds.SOPInstanceUID = new_uid()

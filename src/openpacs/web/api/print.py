@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import shutil
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
+from PIL import Image
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from openpacs import jobs as job_queue
 from openpacs import logs, nodes
 from openpacs.archive.errors import Conflict
 from openpacs.archive.models import PrintFilm, PrintJob
-from openpacs.printing import jobs
+from openpacs.printing import compose, jobs
 from openpacs.printing.errors import JobNotFound
 from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession, core_of
 from openpacs.web.api.jobs import JobOut as QueuedJob
@@ -147,19 +151,72 @@ def delete_job(job_id: int, session: WriteSession, request: Request) -> Response
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get(
-    "/jobs/{job_id}/films/{number}.png",
-    response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}}},
-)
-def film_png(job_id: int, number: int, session: ReadSession, request: Request) -> FileResponse:
-    """The film as composed, as PNG."""
+def _film_path(
+    request: Request, session: Session, job_id: int, number: int
+) -> tuple[Path, PrintFilm]:
     job = jobs.get(session, job_id)
     film = jobs.film(session, job_id, number)
     path = core_of(request).storage.print_dir / job.folder / film.png
     if not path.is_file():
         raise JobNotFound(f"the PNG of film {number} of print job {job_id} is missing")
-    return FileResponse(path, media_type="image/png")
+    return path, film
+
+
+SizeCap = Annotated[
+    int | None,
+    Query(
+        ge=16, le=8192, description="longest side in pixels at most (the film is never enlarged)"
+    ),
+]
+
+
+def _capped(path: Path, size: int | None) -> Image.Image:
+    image = Image.open(path)
+    if size is not None:
+        image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return image
+
+
+@router.get(
+    "/jobs/{job_id}/films/{number}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def film_png(
+    job_id: int, number: int, session: ReadSession, request: Request, size: SizeCap = None
+) -> Response:
+    """The film as composed, as PNG; `size` caps its longest side."""
+    path, _ = _film_path(request, session, job_id, number)
+    if size is None:
+        return FileResponse(path, media_type="image/png")
+    out = io.BytesIO()
+    with _capped(path, size) as image:
+        image.save(out, format="PNG")
+    return Response(out.getvalue(), media_type="image/png")
+
+
+@router.get(
+    "/jobs/{job_id}/films/{number}.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def film_pdf(
+    job_id: int, number: int, session: ReadSession, request: Request, size: SizeCap = None
+) -> Response:
+    """The film as a one-page PDF at its film size (14INX17IN prints 14 x 17 inches); `size`
+    caps the longest side of the image inside, in pixels."""
+    path, film = _film_path(request, session, job_id, number)
+    box = film.attributes
+    film_size = str((box.get("20100050") or {}).get("Value", ["8INX10IN"])[0])
+    landscape = (box.get("20100040") or {}).get("Value", ["PORTRAIT"])[0] == "LANDSCAPE"
+    width_mm, height_mm = compose.FILM_SIZES_MM.get(film_size, (203.2, 254.0))
+    page_mm = max(width_mm, height_mm) if landscape else min(width_mm, height_mm)
+    out = io.BytesIO()
+    with _capped(path, size) as image:
+        # The resolution that makes the page the film's physical width.
+        dpi = image.width / (page_mm / compose.MM_PER_INCH)
+        image.save(out, format="PDF", resolution=dpi)
+    return Response(out.getvalue(), media_type="application/pdf")
 
 
 PRINT_KIND = "print"  # the job kind dimse/print_job.py handles
