@@ -81,7 +81,7 @@ FilmSizeID = 8INX10IN\\14INX17IN\\A4
 MagnificationType = REPLICATE\\BILINEAR\\NONE
 BorderDensity = BLACK\\WHITE\\150
 EmptyImageDensity = BLACK\\WHITE
-"""
+{annotation}"""
 
 
 @dataclass
@@ -98,6 +98,7 @@ def dcmtk_print(
     ae_title: str = "PRINTSCP",
     twelve_bit: bool = True,
     session: Sequence[str] = (),
+    annotations: bool = False,
 ) -> DcmtkPrint:
     """dcmpsprt writes a stored print job for `images` (`options`: layout, film...), dcmprscu
     sends it to our SCP (`session`: its film session options, --label, --copies...)."""
@@ -106,7 +107,11 @@ def dcmtk_print(
     for folder in ("db", "spool", "lut", "log"):
         (work / folder).mkdir(exist_ok=True)
     text = _CONFIG.format(
-        ae_title=ae_title, port=port, twelve_bit="true" if twelve_bit else "false"
+        ae_title=ae_title,
+        port=port,
+        twelve_bit="true" if twelve_bit else "false",
+        # The printer takes Basic Annotation Boxes: two, format ID ANNOTATION.
+        annotation="Annotation = 2\\ANNOTATION\n" if annotations else "",
     )
     (work / "dcmpstat.cfg").write_text(text)
     base = ["-c", "dcmpstat.cfg", "-p", "OPENPACS"]

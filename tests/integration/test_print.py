@@ -461,3 +461,29 @@ def test_jobs_left_open_by_a_stopped_server_fail_at_start(core: Core) -> None:
     with core.sessions() as session:
         again = jobs.get(session, job_id)
         assert again.state == "failed" and "server stopped" in (again.reason or "")
+
+
+def test_dcmtk_annotation_is_printed_on_the_film(core: Core, tmp_path: Path) -> None:
+    (ct,) = ct_series(tmp_path / "ct", 1, rows=64, columns=64)
+    with print_scp(core) as listener:
+        result = dcmtk_print(
+            tmp_path / "dcmtk",
+            listener.port,
+            [ct],
+            "-a",
+            "CHEST FILM 1",
+            "--print-no-date",
+            "--print-no-name",
+            "--print-no-lighting",
+            annotations=True,
+        )
+    assert result.returncode == 0, result.output
+    assert "ignoring annotation" not in result.output
+    (job,) = _jobs(core)
+    (film,) = _films(core, job.id)
+    # dcmtk's printer entry `Annotation = 2\\ANNOTATION`: position 2, below the images.
+    assert film.annotations == [{"position": 2, "text": "CHEST FILM 1"}]
+    png = _film_png(core, job, 1)
+    band = compose.annotation_band(150)
+    assert png[png.shape[0] - band :].max() == 255  # white text on the black border
+    assert png[:band].max() == 0  # nothing above

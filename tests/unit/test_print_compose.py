@@ -171,3 +171,18 @@ def test_compose_paints_border_empty_boxes_and_centres_images() -> None:
     assert film[second.y + 1, second.x + 1] == 0
     with pytest.raises(ResourceLimit):
         compose.compose(spec, {}, 600, colour=False, max_pixels=10**6)
+
+
+def test_annotations_take_a_band_and_leave_the_images_whole() -> None:
+    spec = compose.FilmSpec("STANDARD\\1,1", "8INX10IN", "PORTRAIT", "NONE", 0, 0)
+    image = np.full((10, 10), 100, dtype=np.uint8)
+    film = compose.compose(
+        spec,
+        {1: (image, compose.Placement("NONE"))},
+        50,
+        colour=False,
+        max_pixels=10**7,
+        annotations={1: "TOP", 2: ""},
+    )
+    band = compose.annotation_band(50)
+    assert film[:band].max() > 128 and film[band:].max() == 100  # antialiased text

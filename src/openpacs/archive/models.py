@@ -394,6 +394,8 @@ class PrintFilm(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
     # [{"position", "uid", "file"}]: file relative to the job folder, None for an empty box.
     image_boxes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # [{"position", "text"}]: the Basic Annotation Boxes printed with the film.
+    annotations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     study_instance_uid: Mapped[str] = mapped_column(UID)
     series_instance_uid: Mapped[str] = mapped_column(UID)
     sop_instance_uid: Mapped[str] = mapped_column(UID, index=True)

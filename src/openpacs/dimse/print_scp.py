@@ -49,6 +49,7 @@ from openpacs.dimse.status import (
 from openpacs.logs import get_logger
 from openpacs.printing import errors
 from openpacs.printing.session import (
+    ANNOTATION_BOX,
     COLOUR_IMAGE_BOX,
     COLOUR_META,
     FILM_BOX,
@@ -76,7 +77,15 @@ ATTRIBUTE_IDENTIFIER_LIST = 0x1005
 ACTION_TYPE_ID = 0x1008
 
 KNOWN_CLASSES = frozenset(
-    {FILM_SESSION, FILM_BOX, GREY_IMAGE_BOX, COLOUR_IMAGE_BOX, PRINTER, PRESENTATION_LUT}
+    {
+        FILM_SESSION,
+        FILM_BOX,
+        GREY_IMAGE_BOX,
+        COLOUR_IMAGE_BOX,
+        PRINTER,
+        PRESENTATION_LUT,
+        ANNOTATION_BOX,
+    }
 )
 
 
@@ -125,7 +134,7 @@ class PrintService:
             require_called_ae=self.settings.require_called_ae,
             allowed_calling_aes=frozenset(self.settings.allowed_calling_aes),
             sop_classes=frozenset(
-                [VERIFICATION, GREY_META, COLOUR_META, PRESENTATION_LUT, PRINTER]
+                [VERIFICATION, GREY_META, COLOUR_META, PRESENTATION_LUT, PRINTER, ANNOTATION_BOX]
             ),
             transfer_syntaxes=frozenset(IDENTIFIER_SYNTAXES),
             acse_timeout=self.settings.acse_timeout,
@@ -188,6 +197,8 @@ class PrintService:
                 session.set_film_box(uid, attrs)
             elif sop_class in (GREY_IMAGE_BOX, COLOUR_IMAGE_BOX):
                 answer = session.set_image_box(uid, sop_class, attrs)
+            elif sop_class == ANNOTATION_BOX:
+                answer = session.set_annotation_box(uid, attrs)
             else:
                 raise _not_for(sop_class, "N-SET")
             return uid, answer, SUCCESS

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
@@ -55,6 +55,7 @@ MAX_BOXES = 100  # image boxes in one film: a 10x10 layout is already smaller th
 MAX_PER_LINE = 20
 GAP_MM = 2.0  # border between image boxes and around them
 TRIM_MM = 0.5  # the frame Trim YES draws around each image
+TEXT_MM = 4.0  # height of annotation text; its band is 1.5 times that
 
 # Optical density range assumed when the film box names none (hundredths of OD, typical film).
 DEFAULT_MIN_DENSITY = 20
@@ -353,8 +354,10 @@ def compose(
     *,
     colour: bool,
     max_pixels: int,
+    annotations: dict[int, str] | None = None,
 ) -> Display:
-    """The film: boxes laid out, each image centred in its box; (H, W) or (H, W, 3)."""
+    """The film: boxes laid out, each image centred in its box; (H, W) or (H, W, 3).
+    `annotations`: text by position, 1 in a band above the images, 2 in one below."""
     width, height = film_pixels(spec.film_size, spec.orientation, dpi)
     if width * height > max_pixels:
         raise ResourceLimit(
@@ -364,7 +367,12 @@ def compose(
     shape: tuple[int, ...] = (height, width, 3) if colour else (height, width)
     film = np.full(shape, spec.border, dtype=np.uint8)
     trim = _px(TRIM_MM, dpi)
-    for box in layout(spec.display_format, width, height, dpi):
+    notes = {p: t for p, t in (annotations or {}).items() if t}
+    band = annotation_band(dpi)
+    above = band if 1 in notes else 0
+    area_height = height - above - (band if 2 in notes else 0)
+    for laid in layout(spec.display_format, width, area_height, dpi):
+        box = Box(laid.position, laid.x, laid.y + above, laid.width, laid.height)
         film[box.y : box.y + box.height, box.x : box.x + box.width] = spec.empty
         if box.position not in images:
             continue
@@ -386,7 +394,27 @@ def compose(
         ]
         if spec.trim:
             _frame(film, left, top, w, h, trim, 255 - spec.border)
+    if notes:
+        film = _annotate(film, notes, band, _px(TEXT_MM, dpi), 255 - spec.border)
     return film
+
+
+def annotation_band(dpi: int) -> int:
+    """Height in pixels of the band an annotation takes above or below the images."""
+    return round(_px(TEXT_MM, dpi) * 1.5)
+
+
+def _annotate(film: Display, notes: dict[int, str], band: int, size: int, grey: int) -> Display:
+    """Each text centred in its band, in the grey that stands out from the border."""
+    image = Image.fromarray(film)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=size)
+    fill: int | tuple[int, int, int] = (grey,) * 3 if film.ndim == 3 else grey
+    height = film.shape[0]
+    for position, text in notes.items():
+        centre_y = band // 2 if position == 1 else height - band // 2
+        draw.text((film.shape[1] // 2, centre_y), text, fill=fill, font=font, anchor="mm")
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _luminance(rgb: Display) -> Display:

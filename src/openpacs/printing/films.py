@@ -147,6 +147,7 @@ class FilmKeeper:
             self.settings.dpi,
             colour=box.colour,
             max_pixels=self.settings.max_film_pixels,
+            annotations=film.annotations,
         )
         folder = self.folder(session.job_folder)
         ds = secondary_capture(session, film, pixels, number)
@@ -171,6 +172,9 @@ class FilmKeeper:
                     image_boxes=[
                         {"position": b.position, "uid": b.uid, "file": kept.get(b.position)}
                         for b in box.boxes
+                    ],
+                    annotations=[
+                        {"position": p, "text": t} for p, t in sorted(film.annotations.items())
                     ],
                     study_instance_uid=str(ds.StudyInstanceUID),
                     series_instance_uid=str(ds.SeriesInstanceUID),

@@ -42,6 +42,11 @@ COLOUR_IMAGE_BOX = "1.2.840.10008.5.1.1.4.1"
 PRINTER = "1.2.840.10008.5.1.1.16"
 PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"  # the well-known Printer SOP instance
 PRESENTATION_LUT = "1.2.840.10008.5.1.1.23"
+ANNOTATION_BOX = "1.2.840.10008.5.1.1.15"  # Basic Annotation Box
+# A film box naming any AnnotationDisplayFormatID gets this many annotation boxes; the SCU sets
+# each one's position: 1 is printed above the images, 2 below them (format IDs are
+# printer-defined; ours has these two places whatever the ID).
+ANNOTATION_POSITIONS = 2
 
 FILM_SESSION_KEYS = frozenset(
     {
@@ -133,6 +138,13 @@ class ImageBox:
 
 
 @dataclass
+class AnnotationBox:
+    uid: str
+    position: int
+    text: str = ""
+
+
+@dataclass
 class FilmBox:
     uid: str
     number: int  # in creation order within the session, 1-based
@@ -141,9 +153,13 @@ class FilmBox:
     spec: compose.FilmSpec
     boxes: list[ImageBox]
     lut_uid: str | None = None
+    annotations: list[AnnotationBox] = field(default_factory=list)
 
     def image_box(self, uid: str) -> ImageBox | None:
         return next((b for b in self.boxes if b.uid == uid), None)
+
+    def annotation_box(self, uid: str) -> AnnotationBox | None:
+        return next((a for a in self.annotations if a.uid == uid), None)
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,7 @@ class Film:
     images: dict[int, tuple[compose.Display, compose.Placement]]
     identity: Dataset | None
     raw_files: dict[int, str]
+    annotations: dict[int, str] = field(default_factory=dict)
 
 
 class Keeper(Protocol):
@@ -288,8 +305,14 @@ class PrintSession:
         count = compose.box_count(spec.display_format)
         boxes = [ImageBox(new_uid(), n, image_class) for n in range(1, count + 1)]
         box.ReferencedImageBoxSequence = Sequence([_reference(image_class, b.uid) for b in boxes])
+        notes = []
+        if box.get("AnnotationDisplayFormatID"):
+            notes = [AnnotationBox(new_uid(), n) for n in range(1, ANNOTATION_POSITIONS + 1)]
+            box.ReferencedBasicAnnotationBoxSequence = Sequence(
+                [_reference(ANNOTATION_BOX, a.uid) for a in notes]
+            )
         self._film_box_count += 1
-        film = FilmBox(uid, self._film_box_count, colour, box, spec, boxes, _lut_uid(box))
+        film = FilmBox(uid, self._film_box_count, colour, box, spec, boxes, _lut_uid(box), notes)
         self.film_boxes[uid] = film
         return uid, box
 
@@ -367,6 +390,31 @@ class PrintSession:
                 return film, box
         raise NoSuchInstance(f"no image box {uid or '(none named)'} in this film session")
 
+    # -- annotation box
+    def set_annotation_box(self, uid: str, attrs: Dataset) -> Dataset:
+        """AnnotationPosition and TextString (PS3.3 C.13.7): text printed with the film."""
+        found = None
+        for film in self.film_boxes.values():
+            found = film.annotation_box(uid) or found
+        if found is None:
+            raise NoSuchInstance(f"no annotation box {uid or '(none named)'} in this film session")
+        for element in attrs:
+            if element.keyword not in ("AnnotationPosition", "TextString", "SpecificCharacterSet"):
+                raise NotSettable(
+                    element.keyword or str(element.tag), "not an annotation box attribute"
+                )
+        # The SCU places each box (PS3.3 C.13.7); our positions: 1 above, 2 below the images.
+        position = int(attrs.get("AnnotationPosition") or found.position)
+        if not 1 <= position <= ANNOTATION_POSITIONS:
+            raise InvalidValue(
+                "AnnotationPosition", f"{position}: use 1 (above the images) or 2 (below)"
+            )
+        found.position = position
+        found.text = str(attrs.get("TextString") or "").strip()[:64]
+        answer = Dataset()
+        answer.AnnotationPosition = found.position
+        return answer
+
     # -- Presentation LUT
     def create_lut(self, uid: str | None, attrs: Dataset) -> tuple[str, Dataset]:
         if uid is not None and uid in self.luts:
@@ -433,7 +481,8 @@ class PrintSession:
             for b in film.boxes:
                 if b.raw_file is not None:
                     raw[b.position] = b.raw_file
-            jobs.append(Film(film, _copy(self.film_session), images, identity, raw))
+            notes = {a.position: a.text for a in film.annotations if a.text}
+            jobs.append(Film(film, _copy(self.film_session), images, identity, raw, notes))
         self.keeper.print_films(self, jobs)
         self.films_printed += len(jobs)
         return empty
@@ -451,6 +500,7 @@ def _class_name(sop_class: str) -> str:
         COLOUR_IMAGE_BOX: "Basic Color Image Box",
         PRINTER: "Printer",
         PRESENTATION_LUT: "Presentation LUT",
+        ANNOTATION_BOX: "Basic Annotation Box",
     }.get(sop_class, sop_class)
 
 

@@ -33,6 +33,11 @@ class ImageBoxOut(BaseModel):
     file: str | None  # the archived N-SET dataset, relative to the job folder
 
 
+class AnnotationOut(BaseModel):
+    position: int  # 1 above the images, 2 below
+    text: str
+
+
 class FilmOut(BaseModel):
     number: int
     film_box_uid: str
@@ -44,6 +49,7 @@ class FilmOut(BaseModel):
     png_url: str
     attributes: dict[str, Any]  # the film box, DICOM JSON
     image_boxes: list[ImageBoxOut]
+    annotations: list[AnnotationOut]
     created_at: dt.datetime
 
 
@@ -98,6 +104,7 @@ def _film(job_id: int, film: PrintFilm) -> FilmOut:
         png_url=f"/api/print/jobs/{job_id}/films/{film.number}.png",
         attributes=film.attributes,
         image_boxes=[ImageBoxOut.model_validate(b) for b in film.image_boxes],
+        annotations=[AnnotationOut.model_validate(a) for a in film.annotations or []],
         created_at=film.created_at,
     )
 

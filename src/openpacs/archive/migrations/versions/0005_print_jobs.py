@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("film_box_uid", sa.String(length=64), nullable=False),
         sa.Column("attributes", sa.JSON(), nullable=False),
         sa.Column("image_boxes", sa.JSON(), nullable=False),
+        sa.Column("annotations", sa.JSON(), nullable=False),
         sa.Column("study_instance_uid", sa.String(length=64), nullable=False),
         sa.Column("series_instance_uid", sa.String(length=64), nullable=False),
         sa.Column("sop_instance_uid", sa.String(length=64), nullable=False),
