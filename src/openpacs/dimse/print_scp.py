@@ -306,7 +306,9 @@ class PrintService:
                     elements[ATTRIBUTE_IDENTIFIER_LIST] = at(tag)
             if uid:
                 elements[AFFECTED_SOP_INSTANCE] = ui(uid)
-            assoc.respond(message, field, code, comment=str(exc), extra=elements)
+            known = isinstance(exc, errors.PrintError)
+            comment = str(exc) if known else "internal error; see the log"
+            assoc.respond(message, field, code, comment=comment, extra=elements)
             return
         if uid:
             elements[AFFECTED_SOP_INSTANCE] = ui(uid)
