@@ -198,6 +198,13 @@ class WorklistSettings(ListenerSettings):
     find_limit: int = Field(
         0, ge=0, description="Most items one worklist query returns (0: no limit)"
     )
+    complete_on_arrival: bool = Field(
+        False,
+        description=(
+            "Complete an item when its study arrives (matched by Study Instance UID, else "
+            "accession number): for modalities that send no MPPS"
+        ),
+    )
 
     @field_validator("allowed_calling_aes")
     @classmethod

@@ -43,6 +43,7 @@ from openpacs.printing import jobs as print_jobs
 from openpacs.printing.films import FilmKeeper
 from openpacs.web.api.deps import Services
 from openpacs.web.app import create_app
+from openpacs.worklist.arrival import CompleteOnArrival
 
 log = logs.get_logger("storescp")
 
@@ -82,6 +83,8 @@ def start_print(core: Core) -> Listener:
 
 
 def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> Listener:
+    if core.settings.worklist.complete_on_arrival:
+        core.archive.subscribe(CompleteOnArrival(core.writing))
     listener = make_store_listener(
         core.settings.storescp, core.archive, shared_socket=shared_socket
     )

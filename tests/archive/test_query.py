@@ -238,6 +238,28 @@ def test_case_sensitive_names_on_request(loaded: Loaded) -> None:
         assert values(answers, "PatientID") == expected, name
 
 
+def test_name_prefixes_search_the_name_indexes_on_sqlite(loaded: Loaded) -> None:
+    """A case-insensitive PatientName prefix reads the matching entries of the NOCASE name
+    indexes (migration 0005) rather than scanning every study: 15-25 ms against well under 1 ms
+    on 10,000 studies (bench/find.py). A later batch migration of patient would rebuild the
+    indexes as BINARY and silently bring the scan back."""
+    if loaded.core.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's LIKE optimisation")
+    identifier = Dataset()
+    identifier.PatientName = "smi*"
+    identifier.StudyInstanceUID = ""
+    statement = query.prepare(identifier, STUDY).statement("sqlite")
+    compiled = statement.compile(dialect=loaded.core.engine.dialect)
+    with loaded.core.engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())
+        ).all()
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX ix_patient_patient_name_alphabetic" in details, details
+    assert "SCAN study" not in details, details
+    assert find_studies(loaded, PatientName="smi*") == ["D"]
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [

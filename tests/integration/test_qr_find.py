@@ -12,9 +12,11 @@ from pydicom.data import get_charset_files
 from openpacs.archive import query as archive_query
 from openpacs.archive.core import Core, open_core
 from openpacs.config import Settings
+from openpacs.dicom.charset import apply_charset, decide_charset
 from openpacs.dimse import engine, sop
 from openpacs.dimse import qr_scp as qr
 from openpacs.dimse.engine import Listener
+from openpacs.dimse.identifier import IDENTIFIER_SYNTAXES, encode_identifier
 from tests.conftest import make_settings, sample
 from tests.generators import ct_series
 from tests.integration.qr_client import exchange, findscu, load
@@ -22,6 +24,7 @@ from tests.integration.qr_client import exchange, findscu, load
 pytestmark = pytest.mark.peer
 
 STUDY_ROOT, PATIENT_ROOT = "-S", "-P"
+STUDY_ROOT_MODEL = archive_query.Model.STUDY_ROOT
 GB_NAME = "王^小东"  # chrX2.dcm (GB18030): Wang^XiaoDong=王^小东
 UTF8_NAME = "王^小東"  # chrX1.dcm (ISO_IR 192): Wang^XiaoDong=王^小東
 SERIES_KEYS = ["Modality", "NumberOfSeriesRelatedInstances"]
@@ -206,6 +209,75 @@ def test_utf8_query_and_answers_that_do_not_fit_the_query_charset(
         qr_scp.port, STUDY_ROOT, ["QueryRetrieveLevel=STUDY", "PatientName=DOE^JOHN"], tmp_path
     )
     assert "SpecificCharacterSet" not in found.answers[0]
+
+
+def _identifier(charset: str | list[str] | None, level: str, **keys: object) -> Dataset:
+    ds = Dataset()
+    if charset is not None:
+        ds.SpecificCharacterSet = charset
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+_STUDY_KEYS: dict[str, object] = {
+    "PatientName": "*",
+    "PatientID": "",
+    "PatientBirthDate": "",
+    "StudyInstanceUID": "",
+    "StudyDate": "",
+    "StudyTime": "",
+    "StudyDescription": "",
+    "ReferringPhysicianName": "",
+    "ModalitiesInStudy": "",
+    "SOPClassesInStudy": "",
+    "NumberOfStudyRelatedSeries": "",
+    "NumberOfStudyRelatedInstances": "",
+    "RetrieveAETitle": "",
+    "InstanceAvailability": "",
+    "PatientMotherBirthName": "",  # not indexed: returned empty
+}
+
+
+@pytest.mark.parametrize(
+    ("charset", "level", "keys"),
+    [
+        (None, "STUDY", _STUDY_KEYS),
+        ("ISO_IR 100", "STUDY", _STUDY_KEYS),  # Chinese names do not fit: UTF-8 answers
+        ("ISO_IR 192", "STUDY", _STUDY_KEYS),
+        ("GB18030", "STUDY", _STUDY_KEYS),
+        (["", "ISO 2022 IR 87"], "STUDY", _STUDY_KEYS),
+        (None, "SERIES", {"StudyInstanceUID": "", "SeriesNumber": "", "Modality": ""}),
+        (None, "IMAGE", {"SOPInstanceUID": "", "InstanceNumber": "", "Rows": "", "Columns": ""}),
+    ],
+)
+def test_flat_answers_are_written_as_their_datasets_would_be(
+    core: Core,
+    archive: dict[str, str],
+    charset: str | list[str] | None,
+    level: str,
+    keys: dict[str, object],
+) -> None:
+    """C-FIND writes flat answers without building pydicom datasets: byte for byte what the
+    datasets (`QrService._complete` + pydicom's writer) give, in every identifier syntax."""
+    service = qr.QrService(core.settings.qrscp, core.sessions, core.storage, lambda _ae: None)
+    identifier = _identifier(charset, level, **keys)
+    decision = decide_charset(identifier)
+    apply_charset(identifier, decision)
+    relational = archive_query.QueryOptions(relational=True)
+    request = qr.Request(
+        STUDY_ROOT_MODEL, archive_query.Level(level), identifier, decision.effective
+    )
+    with core.sessions() as session:
+        answers = archive_query.find(session, identifier, request.level, request.model, relational)
+    assert answers.flat and len(answers) > 0
+    for syntax in IDENTIFIER_SYNTAXES:
+        expected = []
+        for ds in answers:
+            service._complete(ds, request)
+            expected.append(encode_identifier(ds, syntax))
+        assert list(service.encoded(answers, request, syntax)) == expected, syntax
 
 
 def test_unknown_key_is_returned_empty_with_a_warning(

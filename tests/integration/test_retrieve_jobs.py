@@ -17,7 +17,7 @@ from openpacs import jobs
 from openpacs.archive.core import Core, open_core
 from openpacs.archive.retrieve import select_named
 from openpacs.config import JobsSettings
-from openpacs.dimse import retrieve_job
+from openpacs.dimse import retrieve_job, store_job
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.store_scp import retrieved_into
 from openpacs.jobs import JobRunner
@@ -44,6 +44,7 @@ def make_runner(core: Core) -> JobRunner:
     )
     runner.register(retrieve_job.MOVE, retrieve_job.make_move_handler(core))
     runner.register(retrieve_job.GET, retrieve_job.make_get_handler(core))
+    runner.register(store_job.KIND, store_job.make_store_handler(core))
     return runner
 
 
@@ -129,6 +130,25 @@ def test_move_and_get_from_dcmqrscp_at_every_level(
     assert_same_data(core, d)
 
 
+def test_query_and_store_to_dcmqrscp(
+    core: Core, runner: JobRunner, dcmqrscp: DcmQrScp, tmp_path: Path
+) -> None:
+    """The other half against the same peer: C-FIND through the API, and a store job."""
+    here = ct_series(tmp_path / "here", 3, rows=32, columns=32, patient_id="HERE")
+    load(core, here)
+    study = uid(here[0], "StudyInstanceUID")
+    job = finished(core, runner, runner.submit("store", {"node": "dcmqr", "studies": [study]}))
+    assert (job["state"], job["done"]) == ("succeeded", 3), job
+    client = Client(create_app(core, web_services(core, runner)))
+    found = client.post(
+        "/api/nodes/dcmqr/find",
+        json={"level": "SERIES", "keys": {"StudyInstanceUID": study, "SeriesInstanceUID": ""}},
+    )
+    assert found.status_code == 200, found.text
+    [series] = found.json()["answers"]
+    assert series["0020000E"]["Value"] == [uid(here[0], "SeriesInstanceUID")]
+
+
 def test_a_move_to_a_destination_the_node_does_not_know_fails_saying_so(
     core: Core, runner: JobRunner, dcmqrscp: DcmQrScp, tmp_path: Path
 ) -> None:
@@ -206,6 +226,18 @@ def test_find_move_and_get_from_orthanc_through_the_api(
         assert (job["state"], job["done"]) == ("succeeded", 1), job
         here = stored_here(core, uid(path, "StudyInstanceUID"))[uid(path, "SOPInstanceUID")]
         assert (dcmread(here).pixel_array == dcmread(path).pixel_array).all()
+
+    # And a store job the other way: what is here goes to Orthanc.
+    ours = ct_series(tmp_path / "here", 2, rows=16, columns=16, patient_id="HERE", seed=9)
+    load(core, ours)
+    stored = client.post(
+        "/api/jobs/store", json={"node": "orthanc", "studies": [uid(ours[0], "StudyInstanceUID")]}
+    )
+    assert stored.status_code == 202, stored.text
+    assert finished(core, runner, stored.json()["id"])["state"] == "succeeded"
+    with httpx.Client(base_url=orthanc.base_url, timeout=30, trust_env=False) as http:
+        found = http.post("/tools/find", json={"Level": "Patient", "Query": {"PatientID": "HERE"}})
+        assert len(found.json()) == 1
 
     detail = client.get(f"/api/jobs/{moved.json()['id']}").json()
     assert detail["kind"] == "move" and detail["parameters"]["node"] == "orthanc"

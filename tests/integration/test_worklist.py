@@ -14,13 +14,15 @@ from pydicom.dataelem import DataElement
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 
-from openpacs.archive.core import Core
+from openpacs.archive.core import Core, open_core
 from openpacs.config import WorklistStation
 from openpacs.dicom import json as dicom_json
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.mwl_scp import MPPS, make_worklist_listener
+from openpacs.server import start_store
 from openpacs.web.app import create_app
-from tests.conftest import need
+from tests.conftest import make_settings, need
+from tests.generators import ct_series
 from tests.integration.conftest import run
 from tests.integration.dcmtk_peers import Listening
 from tests.web.client import Client
@@ -294,3 +296,26 @@ def test_mpps_moves_the_item_along(core: Core, api: Client, worklist_scp: Listen
         assoc.release()
     # Completed items are no longer offered to modalities.
     assert api.get("/api/worklist", params={"status": "SCHEDULED"}).json()["total"] == 0
+
+
+def test_a_study_arriving_completes_its_item(tmp_path: Path, sqlite_url: str) -> None:
+    """worklist.complete_on_arrival: the item is found by the study's accession number and
+    takes the study's UID."""
+    settings = make_settings(tmp_path, sqlite_url, worklist={"complete_on_arrival": True})
+    core = open_core(settings)
+    store = start_store(core)
+    try:
+        api = Client(create_app(core))
+        item = api.post("/api/worklist", json={**CHINESE, "accession_number": "ACC9"}).json()
+        files = ct_series(tmp_path / "ct", 2, rows=16, columns=16)
+        for path in files:
+            ds = dcmread(path)
+            ds.AccessionNumber = "ACC9"
+            ds.save_as(path)
+        run(need("storescu"), "-aec", "STORESCP", "127.0.0.1", str(store.port), *files)
+        shown = api.get(f"/api/worklist/{item['id']}").json()
+        assert shown["status"] == "COMPLETED"
+        assert shown["study_instance_uid"] == str(dcmread(files[0]).StudyInstanceUID)
+    finally:
+        store.stop(grace=2)
+        core.close()

@@ -66,6 +66,70 @@ def test_an_identifier_round_trips_in_gb18030() -> None:
         )
 
 
+def _fast(ds: Dataset) -> bytes | None:
+    elements = [(e.tag, e.VR, e.value) for e in ds]
+    if any(vr == "SQ" for _, vr, _ in elements):
+        return None
+    return identifier.encode_elements(elements, ds.get("SpecificCharacterSet"), implicit=False)
+
+
+def _answer(charset: str | list[str] | None, name: str, description: str) -> Dataset:
+    """An answer as the query engine and `QrService._complete` build one."""
+    ds = Dataset()
+    if charset is not None:
+        ds.SpecificCharacterSet = charset
+    ds.add_new(0x00080020, "DA", "20240229")
+    ds.add_new(0x00080030, "TM", "101530.5")
+    ds.add_new(0x00080050, "SH", None)  # AccessionNumber, empty
+    ds.add_new(0x00080052, "CS", "STUDY")
+    ds.add_new(0x00080054, "AE", "QRSCP")
+    ds.add_new(0x00080056, "CS", "ONLINE")
+    ds.add_new(0x00080061, "CS", ["CT", "MR", "SR"])
+    ds.add_new(0x00080090, "PN", "Doe^Referring")
+    ds.add_new(0x00081030, "LO", description)
+    ds.add_new(0x00100010, "PN", name)
+    ds.add_new(0x00100020, "LO", "PID-1")
+    ds.add_new(0x00101020, "DS", "1.75")
+    ds.add_new(0x0020000D, "UI", "1.2.3.45")  # odd length: padded with NUL
+    ds.add_new(0x00200010, "SH", "S1")
+    ds.add_new(0x00201206, "IS", 2)
+    ds.add_new(0x00201208, "IS", 417)
+    ds.add_new(0x00280010, "US", 512)
+    ds.add_new(0x00280011, "US", [256, 512])
+    return ds
+
+
+@pytest.mark.parametrize(
+    ("charset", "name", "description", "fast"),
+    [
+        (None, "DOE^JOHN", "CHEST", True),
+        ("ISO_IR 100", "Buc^Jérôme", "Thorax, côté gauche", True),
+        ("ISO_IR 192", "Zhang^Wei=张^伟", "胸部 CT", True),
+        ("GB18030", "Wang^XiaoDong=王^小东", "头颅", True),
+        (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎", "CHEST", False),  # code extensions
+        ("ISO_IR 100", "张^伟", "CHEST", False),  # does not fit: pydicom's writer decides
+    ],
+)
+def test_answers_are_encoded_as_pydicom_writes_them(
+    charset: str | list[str] | None, name: str, description: str, fast: bool
+) -> None:
+    ds = _answer(charset, name, description)
+    for syntax in identifier.IDENTIFIER_SYNTAXES:
+        expected = identifier.encode_identifier(ds, syntax)
+        assert identifier.encode_answer(ds, syntax) == expected, syntax
+    assert (_fast(ds) is not None) is fast
+
+
+def test_answers_with_sequences_go_through_pydicom() -> None:
+    ds = _answer("ISO_IR 192", "DOE^JOHN", "CHEST")
+    item = Dataset()
+    item.LocalNamespaceEntityID = "HOSP"
+    ds.IssuerOfAccessionNumberSequence = [item]
+    assert _fast(ds) is None
+    for syntax in identifier.IDENTIFIER_SYNTAXES:
+        assert identifier.encode_answer(ds, syntax) == identifier.encode_identifier(ds, syntax)
+
+
 def test_extended_negotiation_grants() -> None:
     find, move = sop.STUDY_ROOT_FIND, sop.PATIENT_ROOT_MOVE
     assert qr_scp.extended_negotiation(find, b"\x01\x01\x01\x01") == b"\x01\x01\x01\x00"

@@ -13,7 +13,10 @@ from PIL import Image
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
+from openpacs.archive import outgoing
 from openpacs.dicom import frames
+from openpacs.web.dicomweb import retrieve as wado
+from tests.generators import ct_series
 from tests.web.dicomweb_data import Item, Loaded, build, parts, store
 
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -109,6 +112,41 @@ def test_series_and_study_stream_every_instance(loaded: Loaded) -> None:
         assert data == loaded.stored(item).read_bytes()
     study = parts(loaded.client.get(f"/dicomweb/studies/{ct.study}", headers=accept))
     assert len(study) == 4
+
+
+def test_as_stored_answer_has_its_length(loaded: Loaded) -> None:
+    ct = loaded.ct[0]
+    accept = {"Accept": f"{MULTI_DICOM}; transfer-syntax=*"}
+    response = loaded.client.get(ct.series_path, headers=accept)
+    assert response.headers["content-length"] == str(len(response.content))
+
+
+def test_as_stored_files_larger_than_a_batch_stream_whole(
+    loaded: Loaded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wado, "_BATCH", 1000)  # every file is "large": read in chunks
+    monkeypatch.setattr(outgoing, "CHUNK", 999)
+    ct = loaded.ct[0]
+    response = loaded.client.get(
+        ct.series_path, headers={"Accept": f"{MULTI_DICOM}; transfer-syntax=*"}
+    )
+    assert response.headers["content-length"] == str(len(response.content))
+    found = parts(response)
+    for (_, data), item in zip(found, loaded.ct, strict=True):
+        assert data == loaded.stored(item).read_bytes()
+
+
+def test_as_stored_with_a_file_gone_is_503_before_anything_is_sent(
+    loaded: Loaded, tmp_path: Path
+) -> None:
+    paths = ct_series(tmp_path, 2, rows=16, columns=16, seed=31)
+    items = [store(loaded.core, path) for path in paths]
+    loaded.stored(items[1]).unlink()
+    response = loaded.client.get(
+        items[0].series_path, headers={"Accept": f"{MULTI_DICOM}; transfer-syntax=*"}
+    )
+    assert response.status_code == 503
+    assert "missing" in response.text
 
 
 def test_single_part_for_one_instance(loaded: Loaded) -> None:

@@ -49,7 +49,7 @@ _CHARSET_TAG = BaseTag(0x00080005)
 _GROUP_8_LENGTH_TAG = 0x00080000
 
 # The VRs whose bytes (0008,0005) governs; every other VR is default repertoire or binary.
-_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "PN", "UC"})
+TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "PN", "UC"})
 
 # pydicom's table is the working definition of "standard" here: a term it knows decodes
 # without warnings, which is what the rest of the archive relies on.
@@ -201,7 +201,14 @@ def answer_charset(ds: Dataset, requested: Sequence[str]) -> tuple[str, ...]:
     """The SpecificCharacterSet to write `ds` (decoded text values) with, for a requester who
     asked for `requested`: those terms when every text value fits them, else ISO_IR 192 (UTF-8
     holds everything); () when nothing was asked for and every value is ASCII."""
-    texts = [text for text in _decoded_texts(ds) if not text.isascii()]
+    return answer_charset_of(_decoded_texts(ds), requested)
+
+
+def answer_charset_of(values: Iterable[str], requested: Sequence[str]) -> tuple[str, ...]:
+    """`answer_charset` for an answer's text values (those of SH, LO, ST, LT, UT, PN, UC)."""
+    if tuple(requested) in _HOLDS_ALL:
+        return tuple(requested)  # no need to look: every value fits
+    texts = [text for text in values if not text.isascii()]
     if not texts:
         return tuple(requested)
     if requested and _fits(texts, requested):
@@ -216,12 +223,16 @@ def can_encode(text: str, terms: Sequence[str]) -> bool:
     return bool(terms) and _fits([text], terms)
 
 
+# Character sets that encode all of Unicode: an answer always fits them.
+_HOLDS_ALL = frozenset({(UTF8_TERM,), ("GB18030",)})
+
+
 def _decoded_texts(ds: Dataset) -> Iterator[str]:
     for elem in ds:
         if elem.VR == "SQ":
             for item in elem.value or ():
                 yield from _decoded_texts(item)
-        elif elem.VR in _TEXT_VRS and elem.value is not None:
+        elif elem.VR in TEXT_VRS and elem.value is not None:
             values = elem.value if elem.VM > 1 else [elem.value]
             yield from (str(value) for value in values)
 
@@ -369,7 +380,7 @@ def _raw_element_text(ds: Dataset, elem: RawDataElement) -> Iterator[bytes]:
         # Converting an SQ only parses item structure; the items' text stays raw, and `ds`
         # is left untouched because the converted element is not stored back.
         yield from _items_text(convert_raw_data_element(elem, ds=ds).value)
-    elif vr in _TEXT_VRS and elem.value:
+    elif vr in TEXT_VRS and elem.value:
         yield elem.value
 
 

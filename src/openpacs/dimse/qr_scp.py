@@ -19,11 +19,14 @@ Choices worth knowing:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from pydicom import config
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from sqlalchemy.orm import Session, sessionmaker
 
 from openpacs.archive import query, retrieve
@@ -31,7 +34,13 @@ from openpacs.archive.errors import ArchiveError, IndexUnavailable
 from openpacs.archive.storage import FileSystemStorage
 from openpacs.config import Permission, QrScpSettings
 from openpacs.dicom import codecs
-from openpacs.dicom.charset import answer_charset, apply_charset, decide_charset
+from openpacs.dicom.charset import (
+    TEXT_VRS,
+    answer_charset,
+    answer_charset_of,
+    apply_charset,
+    decide_charset,
+)
 from openpacs.dimse import sender
 from openpacs.dimse.admission import admission
 from openpacs.dimse.engine import (
@@ -55,7 +64,13 @@ from openpacs.dimse.engine import (
     at,
     us,
 )
-from openpacs.dimse.identifier import IDENTIFIER_SYNTAXES, decode_identifier, encode_identifier
+from openpacs.dimse.identifier import (
+    IDENTIFIER_SYNTAXES,
+    decode_identifier,
+    encode_answer,
+    encode_elements,
+    encode_identifier,
+)
 from openpacs.dimse.sop import (
     PATIENT_ROOT_FIND,
     PATIENT_ROOT_GET,
@@ -97,6 +112,9 @@ GET_STORE_SYNTAXES = frozenset(
 )
 
 QUERY_RETRIEVE_LEVEL = 0x00080052
+SPECIFIC_CHARACTER_SET = 0x00080005
+RETRIEVE_AE_TITLE = 0x00080054
+INSTANCE_AVAILABILITY = 0x00080056
 
 PENDING_EVERY = 50  # sub-operations between pending C-MOVE/C-GET responses
 PENDING_INTERVAL = 1.0  # seconds: a pending response at least this often while work is done
@@ -251,13 +269,12 @@ class QrService:
         syntax = assoc.contexts[message.context_id].transfer_syntax
         message_id = message.message_id or 0
         sent = 0
-        for ds in answers:
+        for data in self.encoded(answers, request, syntax):
             if assoc.cancel_requested(message_id):
                 assoc.respond(message, C_FIND_RSP, CANCEL)
                 log.info("C-FIND from %s cancelled after %d answer(s)", assoc.peer, sent)
                 return
-            self._complete(ds, request)
-            assoc.respond(message, C_FIND_RSP, status, dataset=encode_identifier(ds, syntax))
+            assoc.respond(message, C_FIND_RSP, status, dataset=data)
             sent += 1
         if answers.more:
             limit = self.settings.find_limit
@@ -286,6 +303,47 @@ class QrService:
         )
         with self.sessions() as session:
             return query.find(session, request.identifier, request.level, request.model, options)
+
+    def encoded(self, answers: query.Answers, request: Request, syntax: str) -> Iterator[bytes]:
+        """Each answer completed (`_complete`) and encoded in `syntax`. Flat answers skip
+        pydicom's datasets (`_completed_record`): the same bytes at a fifth of the cost."""
+        if not answers.flat or syntax == codecs.EXPLICIT_VR_BE:
+            for ds in answers:
+                self._complete(ds, request)
+                yield encode_answer(ds, syntax)
+            return
+        implicit = syntax == codecs.IMPLICIT_VR_LE
+        for record in answers.records():
+            elements, charset = self._completed_record(record, request)
+            data = encode_elements(elements, charset, implicit=implicit)
+            if data is None:  # a value pydicom must write
+                ds = Dataset()
+                for tag, vr, value in elements:
+                    ds.add(DataElement(tag, vr, value, validation_mode=config.IGNORE))
+                data = encode_identifier(ds, syntax)
+            yield data
+
+    def _completed_record(
+        self, record: list[query.Element], request: Request
+    ) -> tuple[list[query.Element], str | list[str] | None]:
+        """`_complete` for a record: the elements in tag order and the character set."""
+        filled = {RETRIEVE_AE_TITLE: self.settings.ae_title, INSTANCE_AVAILABILITY: "ONLINE"}
+        elements: list[query.Element] = [
+            (tag, vr, filled.get(tag, value)) for tag, vr, value in record
+        ]
+        elements.append((Tag(QUERY_RETRIEVE_LEVEL), "CS", request.level.value))
+        texts = (
+            str(one)
+            for _, vr, value in elements
+            if vr in TEXT_VRS and value is not None
+            for one in (value if isinstance(value, list) else [value])
+        )
+        terms = answer_charset_of(texts, request.charset)
+        charset = (terms[0] if len(terms) == 1 else list(terms)) if terms else None
+        if charset is not None:
+            elements.append((Tag(SPECIFIC_CHARACTER_SET), "CS", charset))
+        elements.sort(key=lambda element: element[0])
+        return elements, charset
 
     def _complete(self, ds: Dataset, request: Request) -> None:
         """What the query engine leaves to the caller: level, where to retrieve, charset."""

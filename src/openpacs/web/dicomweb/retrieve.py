@@ -11,13 +11,22 @@ middle of the stack; for a study, its series with the most images), not every in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from openpacs.archive import locate, outgoing, retrieve
-from openpacs.archive.errors import ArchiveError, CannotConvert, InvalidQuery, NotFound
+from openpacs.archive.errors import (
+    ArchiveError,
+    CannotConvert,
+    InvalidQuery,
+    NotFound,
+    StorageUnavailable,
+)
 from openpacs.archive.metadata import Metadata
 from openpacs.dicom import json as dj
 from openpacs.dicom import render
@@ -42,6 +51,8 @@ router = APIRouter()
 S, SE, SOP = "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"
 _PIXEL_TAGS = frozenset({"7FE00010", "7FE00008", "7FE00009"})
 _MAX_FRAMES_PER_REQUEST = 100_000
+# Bytes of stored files read per worker-thread hop while a retrieve streams.
+_BATCH = 4 * 1024 * 1024
 
 
 # --- instances ------------------------------------------------------------------------------
@@ -74,10 +85,12 @@ def _retrieve(request: Request, study: str, series: str | None, sop: str | None)
             media_type=f"{media.DICOM}; transfer-syntax={encoded.transfer_syntax_uid}",
             headers={"Content-Length": str(encoded.size)},
         )
-    # One instance is converted before the answer starts, so a failure is still a 406.
-    first = outgoing.encode_instance(found[0].instance, choice.syntaxes) if sop else None
     boundary = media.new_boundary()
     root = urls.service_root(request)
+    if _all_as_stored(found, choice.syntaxes):
+        return _as_stored(found, boundary, root)
+    # One instance is converted before the answer starts, so a failure is still a 406.
+    first = outgoing.encode_instance(found[0].instance, choice.syntaxes) if sop else None
     return StreamingResponse(
         _instance_parts(found, choice.syntaxes, boundary, root, first),
         media_type=media.multipart_type(media.DICOM, boundary),
@@ -111,6 +124,97 @@ def _instance_parts(
         sent += 1
     yield media.closing(boundary)
     log.info("WADO-RS: sent %d of %d instances", sent, len(found))
+
+
+def _all_as_stored(found: Sequence[locate.Located], syntaxes: Sequence[str]) -> bool:
+    """Whether every instance goes out as stored (the Accept's first choice is '*' or each
+    one's own syntax): then the whole answer is known before it starts."""
+    first = syntaxes[0]
+    return first == media.AS_STORED or all(
+        loc.instance.transfer_syntax_uid == first for loc in found
+    )
+
+
+@dataclass(frozen=True)
+class _StoredPart:
+    head: bytes  # the part's boundary and headers, after the previous part's CRLF
+    path: Path
+    size: int
+
+
+def _as_stored(found: Sequence[locate.Located], boundary: str, root: str) -> Response:
+    """Instances as stored, straight from their files, with a Content-Length.
+
+    The parts' sizes are known from the files, so the answer carries a Content-Length rather
+    than chunked framing (where the HTTP writer copies every piece once more), and the files
+    are read in groups of about _BATCH bytes per worker-thread hop, each file sent as the
+    bytes it was read into. A missing file is a 503 before anything is sent; a file that
+    changes size while it is sent ends the connection (its length was promised)."""
+    parts = []
+    for position, loc in enumerate(found):
+        instance = loc.instance
+        try:
+            size = instance.path.stat().st_size
+        except OSError as exc:
+            raise StorageUnavailable(f"the file of {instance.sop_instance_uid} is missing") from exc
+        location = urls.instance_url(
+            root, loc.study_instance_uid, loc.series_instance_uid, instance.sop_instance_uid
+        )
+        content_type = f"{media.DICOM}; transfer-syntax={instance.transfer_syntax_uid}"
+        head = media.part_head(boundary, content_type, location)
+        parts.append(_StoredPart(head if position == 0 else b"\r\n" + head, instance.path, size))
+    tail = (b"\r\n" if parts else b"") + media.closing(boundary)
+    length = sum(len(part.head) + part.size for part in parts) + len(tail)
+    return StreamingResponse(
+        _stored_pieces(parts, tail),
+        media_type=media.multipart_type(media.DICOM, boundary),
+        headers={"Content-Length": str(length)},
+    )
+
+
+async def _stored_pieces(parts: Sequence[_StoredPart], tail: bytes) -> AsyncIterator[bytes]:
+    start = 0
+    while start < len(parts):
+        end, batched = start, 0
+        while end < len(parts) and (end == start or batched + parts[end].size <= _BATCH):
+            batched += parts[end].size
+            end += 1
+        if parts[start].size > _BATCH:  # a large file on its own, in chunks
+            yield parts[start].head
+            async for chunk in iterate_in_threadpool(_file_chunks(parts[start])):
+                yield chunk
+        else:
+            for piece in await run_in_threadpool(_read_group, parts[start:end]):
+                yield piece
+        start = end
+    yield tail
+    log.info("WADO-RS: sent %d instances as stored", len(parts))
+
+
+def _read_group(parts: Sequence[_StoredPart]) -> list[bytes]:
+    pieces: list[bytes] = []
+    for part in parts:
+        with part.path.open("rb") as fp:
+            data = fp.read(part.size + 1)
+        _check_size(part, len(data))
+        pieces += (part.head, data)
+    return pieces
+
+
+def _file_chunks(part: _StoredPart) -> Iterator[bytes]:
+    sent = 0
+    with part.path.open("rb") as fp:
+        while chunk := fp.read(min(outgoing.CHUNK, part.size - sent + 1)):
+            sent += len(chunk)
+            _check_size(part, sent, final=False)
+            yield chunk
+    _check_size(part, sent)
+
+
+def _check_size(part: _StoredPart, size: int, *, final: bool = True) -> None:
+    if size > part.size or (final and size != part.size):
+        log.error("WADO-RS: %s changed while it was sent; connection ended", part.path.name)
+        raise StorageUnavailable(f"{part.path.name} changed size while it was sent")
 
 
 @router.get("/studies/{study}", summary="WADO-RS: retrieve a study")
@@ -252,6 +356,11 @@ def _frames_response(
         return Response(data, media_type=content_type)
     boundary = media.new_boundary()
     inner = content_type.split(";")[0]
+    if len(numbers) == 1:
+        # One frame (what a viewer asks, image by image): the answer in one piece, made now;
+        # streaming it would cost a worker-thread hop and a chunk per part.
+        body = b"".join((*media.one_part(boundary, content_type, data), media.closing(boundary)))
+        return Response(body, media_type=media.multipart_type(inner, boundary))
 
     def parts() -> Iterator[bytes]:
         yield media.part_head(boundary, content_type)
