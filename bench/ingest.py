@@ -102,6 +102,7 @@ class OpenpacsServer:
                 "OPENPACS_STORESCP__WORKERS": str(self.workers),
                 "OPENPACS_QRSCP__PORT": str(self.qr_port),
                 "OPENPACS_WORKLIST__PORT": str(free_port()),
+                "OPENPACS_PRINTSCP__PORT": str(free_port()),
                 "OPENPACS_HTTP__PORT": str(self.http_port),
                 "OPENPACS_STORAGE__ROOT": str(self.work_dir / "storage"),
                 "OPENPACS_DATABASE__URL": f"sqlite:///{self.work_dir / 'index.db'}",

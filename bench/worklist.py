@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import shutil
 import socket
@@ -40,9 +41,12 @@ from pynetdicom.transport import AddressInformation, AssociationSocket
 
 from bench.ingest import OpenpacsServer, machine_info
 from bench.orthanc import CALLING_AE, LOCALHOST, ServerError, free_port, log_tail, nodelay_env
+from openpacs.dicom import codecs
+from openpacs.dimse import engine
+from openpacs.dimse.identifier import encode_identifier
 
 SYSTEMS = ("openpacs", "wlmscpfs")
-MODES = ("fresh", "one", "findscu")
+MODES = ("fresh", "one", "engine", "findscu")
 MWL_FIND = "1.2.840.10008.5.1.4.31"
 WLMSCPFS_AE = "WLMSCP"
 FIRST_DAY = date(2026, 12, 1)
@@ -456,6 +460,51 @@ def _find(assoc: Association, identifier: Dataset) -> int:
     return answers
 
 
+class EngineClient:
+    """openpacs' own DIMSE engine as the SCU over one association: a blocking socket, no
+    reactor thread, answers counted but not decoded, so what it times is the server and the
+    loopback (pynetdicom adds ~0.65 ms per answer on this machine; see bench/find.py)."""
+
+    def __init__(self, port: int, called: str) -> None:
+        identifiers = (codecs.EXPLICIT_VR_LE,)
+        self.link = engine.request_association(
+            LOCALHOST,
+            port,
+            calling_ae=CALLING_AE,
+            called_ae=called,
+            proposals=[engine.Proposal(MWL_FIND, identifiers)],
+            log=logging.getLogger("bench.worklist"),
+            timeout=QUERY_TIMEOUT_S,
+        )
+        self.context = min(self.link.contexts)
+
+    def find(self, identifier: Dataset) -> int:
+        message_id = self.link.next_message_id()
+        command = engine.encode_command(
+            {
+                engine.AFFECTED_SOP_CLASS: engine.ui(MWL_FIND),
+                engine.COMMAND_FIELD: engine.us(engine.C_FIND_RQ),
+                engine.MESSAGE_ID: engine.us(message_id),
+                engine.PRIORITY: engine.us(0),
+                engine.DATASET_TYPE: engine.us(engine.DATASET_PRESENT),
+            }
+        )
+        data = encode_identifier(identifier, codecs.EXPLICIT_VR_LE)
+        self.link.sock.sendall(self.link.frames(self.context, command, data))
+        answers = 0
+        while True:
+            status = self.link.next_response().status
+            if status in (0xFF00, 0xFF01):
+                answers += 1
+            elif status == 0x0000:
+                return answers
+            else:
+                raise ServerError(f"C-FIND failed with status {status!r}")
+
+    def close(self) -> None:
+        self.link.release(10)
+
+
 class Client:
     """Queries one system in one mode."""
 
@@ -465,16 +514,22 @@ class Client:
         self.called = called
         self.ae = _client()
         self.assoc: Association | None = None
+        self.engine: EngineClient | None = None
 
     def __enter__(self) -> Client:
         if self.mode == "one":
             self.assoc = _associate(self.ae, self.port, self.called)
+        if self.mode == "engine":
+            self.engine = EngineClient(self.port, self.called)
         return self
 
     def __exit__(self, *_: object) -> None:
         if self.assoc is not None:
             self.assoc.release()
             self.assoc = None
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
         self.ae.shutdown()
 
     def query(self, query: Query) -> tuple[int, float]:
@@ -482,7 +537,9 @@ class Client:
         if self.mode == "findscu":
             return self._findscu(query)
         started = time.perf_counter()
-        if self.assoc is not None:
+        if self.engine is not None:
+            answers = self.engine.find(identifier)
+        elif self.assoc is not None:
             answers = _find(self.assoc, identifier)
         else:
             assoc = _associate(self.ae, self.port, self.called)

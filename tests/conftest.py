@@ -110,6 +110,7 @@ def make_settings(tmp_path: Path, database_url: str, **sections: dict[str, objec
         "storescp": {"port": free_port(), "host": "127.0.0.1"},
         "qrscp": {"port": free_port(), "host": "127.0.0.1"},
         "worklist": {"port": free_port(), "host": "127.0.0.1"},
+        "printscp": {"port": free_port(), "host": "127.0.0.1"},
         "http": {"port": free_port(), "host": "127.0.0.1"},
         "database": {"url": database_url},
         "storage": {"root": str(tmp_path / "storage")},

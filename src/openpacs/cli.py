@@ -237,6 +237,79 @@ def send(
         raise fail("nothing to send: no DICOM files under the paths given")
 
 
+@app.command("print")
+def print_(
+    node: Annotated[str, typer.Argument(help="A registered node's name, or AE@host:port")],
+    items: Annotated[list[Path], typer.Argument(help="DICOM image files and folders")],
+    layout: Annotated[
+        str, typer.Option(help="ImageDisplayFormat: STANDARD\\C,R, ROW\\n,n... or COL\\n,n...")
+    ] = "STANDARD\\1,1",
+    film_size: Annotated[
+        str | None, typer.Option(help="FilmSizeID (default: printscp.film_size)")
+    ] = None,
+    orientation: Annotated[
+        str | None, typer.Option(help="PORTRAIT or LANDSCAPE (default: printscp's)")
+    ] = None,
+    copies: Annotated[int, typer.Option(min=1, max=99, help="NumberOfCopies")] = 1,
+    calling_ae: Annotated[
+        str | None, typer.Option("--aet", help="Our calling AE title (default: printscp.ae_title)")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the printer")] = SEND_TIMEOUT,
+    config_file: ConfigOption = None,
+) -> None:
+    """Print images from disk on a DICOM printer (Print SCU): laid out --layout at a time, each
+    film sent composed, as one image, at printscp.dpi."""
+    from openpacs import logs
+    from openpacs.archive.importer import files_under
+    from openpacs.dimse import print_scu
+    from openpacs.dimse.scu import AssociationFailed
+    from openpacs.printing import compose, local
+    from openpacs.printing.errors import PrintError
+
+    settings = _settings(config_file)
+    printscp = settings.printscp
+    spec_size = (film_size or printscp.film_size).upper()
+    spec_orientation = (orientation or printscp.film_orientation).upper()
+    try:
+        spec = compose.FilmSpec(
+            display_format=layout,
+            film_size=spec_size,
+            orientation=spec_orientation,
+            magnification=printscp.magnification,
+            border=compose.density_grey(printscp.border_density, "border", 20, 300),
+            empty=compose.density_grey(printscp.empty_image_density, "empty", 20, 300),
+        )
+        compose.box_count(layout)
+        compose.film_pixels(spec_size, spec_orientation, printscp.dpi)
+        paths = list(files_under(items))
+        if not paths:
+            raise fail("no files to print", 2)
+        images = [local.display_of(path) for path in paths]
+        films = local.films(images, spec, printscp.dpi, max_pixels=printscp.max_film_pixels)
+    except PrintError as exc:
+        raise fail(exc, 2) from exc
+    logs.setup(settings.logging.model_copy(update={"console": False}))
+    peer = _peer_of(settings, node)
+    to_print = [print_scu.FilmToPrint(f, spec_size, spec_orientation) for f in films]
+    try:
+        report = print_scu.print_films(
+            peer,
+            to_print,
+            calling_ae=calling_ae or printscp.ae_title,
+            timeout=timeout,
+            copies=copies,
+        )
+    except print_scu.PrintRefused as exc:
+        raise fail(f"the printer refused: {exc}") from exc
+    except AssociationFailed as exc:
+        raise fail(f"nothing printed: {exc}") from exc
+    except OSError as exc:
+        raise fail(f"nothing printed: cannot reach {peer.host}:{peer.port}: {exc}") from exc
+    console.print(f"printed {report.films} film(s) of {len(images)} image(s) on {peer}")
+    for warning in report.warnings:
+        errors.print(f"warning: {warning}")
+
+
 def _why(outcome: StoreOutcome) -> str:
     from openpacs.dimse.store_job import describe
 

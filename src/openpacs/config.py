@@ -212,6 +212,81 @@ class WorklistSettings(ListenerSettings):
         return [_ae_title(v) for v in values]
 
 
+class PrintScpSettings(ListenerSettings):
+    """Print SCP: modalities print films here; each film is kept (archive, PNG, attributes)."""
+
+    ae_title: str = Field("PRINTSCP", description="AE title modalities print to")
+    port: int = Field(11115, ge=1, le=65535, description="TCP port for DICOM associations")
+    dpi: int = Field(
+        150, ge=50, le=600, description="Resolution films are composed at, in dots per inch"
+    )
+    film_size: str = Field(
+        "8INX10IN",
+        description=(
+            "FilmSizeID of film boxes that name none: 8INX10IN, 8_5INX11IN, 10INX12IN, "
+            "10INX14IN, 11INX14IN, 11INX17IN, 14INX14IN, 14INX17IN, 24CMX24CM, 24CMX30CM, A4, A3"
+        ),
+    )
+    film_orientation: str = Field(
+        "PORTRAIT", description="FilmOrientation of film boxes that name none"
+    )
+    magnification: str = Field(
+        "BILINEAR",
+        description="MagnificationType when neither film box nor image box names one: "
+        "REPLICATE, BILINEAR, CUBIC or NONE",
+    )
+    border_density: str = Field(
+        "BLACK", description="BorderDensity by default: BLACK, WHITE or hundredths of OD"
+    )
+    empty_image_density: str = Field(
+        "BLACK", description="EmptyImageDensity by default: BLACK, WHITE or hundredths of OD"
+    )
+    printer_name: str = Field("openpacs", description="PrinterName answered to N-GET Printer")
+    max_image_box_bytes: int = Field(
+        256 * 1024**2,
+        ge=1024**2,
+        description=(
+            "Largest image box dataset (N-SET) accepted, in bytes; a larger one is read, "
+            "dropped and answered 0213 (resource limitation), the session stays usable"
+        ),
+    )
+    max_film_pixels: int = Field(
+        40_000_000,
+        ge=1_000_000,
+        description="Most pixels one composed film may have (film size x dpi); more: 0213",
+    )
+
+    @field_validator("film_size")
+    @classmethod
+    def _check_film_size(cls, value: str) -> str:
+        sizes = ("8INX10IN", "8_5INX11IN", "10INX12IN", "10INX14IN", "11INX14IN", "11INX17IN",
+                 "14INX14IN", "14INX17IN", "24CMX24CM", "24CMX30CM", "A4", "A3")  # fmt: skip
+        if value.upper() not in sizes:
+            raise ValueError(f"film_size {value!r}: use one of {', '.join(sizes)}")
+        return value.upper()
+
+    @field_validator("film_orientation")
+    @classmethod
+    def _check_orientation(cls, value: str) -> str:
+        if value.upper() not in ("PORTRAIT", "LANDSCAPE"):
+            raise ValueError(f"film_orientation {value!r}: use PORTRAIT or LANDSCAPE")
+        return value.upper()
+
+    @field_validator("magnification")
+    @classmethod
+    def _check_magnification(cls, value: str) -> str:
+        if value.upper() not in ("REPLICATE", "BILINEAR", "CUBIC", "NONE"):
+            raise ValueError(f"magnification {value!r}: use REPLICATE, BILINEAR, CUBIC or NONE")
+        return value.upper()
+
+    @field_validator("border_density", "empty_image_density")
+    @classmethod
+    def _check_density(cls, value: str) -> str:
+        if value.upper() not in ("BLACK", "WHITE") and not value.isdigit():
+            raise ValueError(f"density {value!r}: use BLACK, WHITE or hundredths of OD")
+        return value.upper()
+
+
 class NamesPolicy(StrEnum):
     auto = "auto"  # romanise only when the query's character set cannot hold the text
     romanise = "romanise"  # always answer in Latin letters
@@ -542,6 +617,7 @@ class Settings(BaseSettings):
     storescp: StoreScpSettings = Field(default_factory=StoreScpSettings)
     qrscp: QrScpSettings = Field(default_factory=QrScpSettings)
     worklist: WorklistSettings = Field(default_factory=WorklistSettings)
+    printscp: PrintScpSettings = Field(default_factory=PrintScpSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)

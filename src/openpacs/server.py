@@ -1,6 +1,6 @@
 """Composition root: build the core, start the listeners, shut down cleanly.
 
-One process serves HTTP, the Store SCP, the Q/R SCP and the worklist SCP. With
+One process serves HTTP, the Store SCP, the Q/R SCP, the worklist SCP and the Print SCP. With
 `storescp.workers > 1`, more receiver processes accept on the same listening socket so ingest
 can use more than one core; each has its own connection to the index and all share the
 storage root.
@@ -30,12 +30,17 @@ from openpacs.config import Settings
 from openpacs.dimse import qr_scu, scu
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.mwl_scp import make_worklist_listener
+from openpacs.dimse.print_job import KIND as PRINT_JOB
+from openpacs.dimse.print_job import make_print_handler
+from openpacs.dimse.print_scp import make_print_listener
 from openpacs.dimse.qr_scp import make_qr_listener
 from openpacs.dimse.retrieve_job import GET, MOVE, make_get_handler, make_move_handler
 from openpacs.dimse.store_job import KIND as STORE_JOB
 from openpacs.dimse.store_job import make_store_handler
 from openpacs.dimse.store_scp import make_store_listener
 from openpacs.jobs import JobRunner
+from openpacs.printing import jobs as print_jobs
+from openpacs.printing.films import FilmKeeper
 from openpacs.web.api.deps import Services
 from openpacs.web.app import create_app
 from openpacs.worklist.arrival import CompleteOnArrival
@@ -61,6 +66,18 @@ def start_worklist(core: Core) -> Listener:
     """The Modality Worklist and MPPS SCP, in the main process."""
     settings = core.settings
     listener = make_worklist_listener(settings.worklist, core.sessions, settings.worklist_stations)
+    listener.start()
+    return listener
+
+
+def start_print(core: Core) -> Listener:
+    """The Print SCP, in the main process: films go through Archive.store like any object."""
+    settings = core.settings.printscp
+    with core.writing() as session:
+        left = print_jobs.interrupted(session)
+    if left:
+        logs.get_logger("printscp").warning("%d print job(s) left open by the last run", left)
+    listener = make_print_listener(settings, FilmKeeper(core, settings), core.sessions)
     listener.start()
     return listener
 
@@ -135,6 +152,7 @@ def start_jobs(core: Core) -> JobRunner:
     runner.register(STORE_JOB, make_store_handler(core))
     runner.register(MOVE, make_move_handler(core))
     runner.register(GET, make_get_handler(core))
+    runner.register(PRINT_JOB, make_print_handler(core))
     runner.start()
     return runner
 
@@ -168,6 +186,7 @@ def serve(settings: Settings) -> None:
     listener = start_store(core, shared_socket=shared)
     qr_listener = start_qr(core)
     worklist_listener = start_worklist(core)
+    print_listener = start_print(core)
     runner = start_jobs(core)
     app = create_app(core, web_services(core, runner))
     config = uvicorn.Config(
@@ -194,6 +213,7 @@ def serve(settings: Settings) -> None:
         listener.stop(settings.storescp.shutdown_grace)
         qr_listener.stop(settings.qrscp.shutdown_grace)
         worklist_listener.stop(settings.worklist.shutdown_grace)
+        print_listener.stop(settings.printscp.shutdown_grace)
         for child in children:
             child.join(settings.storescp.shutdown_grace + 5)
         core.close()

@@ -66,6 +66,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         "OPENPACS_QRSCP__PORT": str(free_port()),
         "OPENPACS_WORKLIST__HOST": "127.0.0.1",
         "OPENPACS_WORKLIST__PORT": str(free_port()),
+        "OPENPACS_PRINTSCP__HOST": "127.0.0.1",
+        "OPENPACS_PRINTSCP__PORT": str(free_port()),
         "OPENPACS_STORAGE__ROOT": str(work / "storage"),
         "OPENPACS_DATABASE__URL": f"sqlite:///{work / 'index.db'}",
         "OPENPACS_LOGGING__DIR": str(work / "logs"),

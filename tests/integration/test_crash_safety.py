@@ -48,6 +48,8 @@ def _env(settings: Settings) -> dict[str, str]:
         "OPENPACS_QRSCP__HOST": "127.0.0.1",
         "OPENPACS_WORKLIST__PORT": str(settings.worklist.port),
         "OPENPACS_WORKLIST__HOST": "127.0.0.1",
+        "OPENPACS_PRINTSCP__PORT": str(settings.printscp.port),
+        "OPENPACS_PRINTSCP__HOST": "127.0.0.1",
         "OPENPACS_HTTP__PORT": str(settings.http.port),
         "OPENPACS_HTTP__HOST": "127.0.0.1",
         "OPENPACS_DATABASE__URL": settings.database.url,

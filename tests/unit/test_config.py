@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tomllib
 import typing
 from pathlib import Path
 
@@ -15,6 +16,9 @@ def test_shipped_openpacs_toml_documents_every_key_at_its_default() -> None:
     # `openpacs config default > openpacs.toml` when a setting changes.
     expected = config.render_toml(config.Settings.model_construct())
     assert (REPO / "openpacs.toml").read_text(encoding="utf-8").strip() == expected.strip()
+    # And it is TOML: a section's docstring spilling onto a second line once made it unreadable
+    # for every command that loads the configuration.
+    assert set(tomllib.loads(expected)) >= {"storescp", "printscp", "worklist"}
 
 
 def test_every_setting_has_a_description() -> None:

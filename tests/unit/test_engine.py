@@ -278,3 +278,28 @@ def test_message_ids_wrap_without_zero(pair: Pair) -> None:
     ids = [link.next_message_id() for _ in range(0x10001)]
     assert ids[0] == 1 and ids[0xFFFE] == 0xFFFF and ids[0xFFFF] == 1
     assert 0 not in ids
+
+
+def test_an_oversized_dataset_aborts_or_is_dropped_as_the_link_says(pair: Pair) -> None:
+    n_set = engine.encode_command(
+        {
+            engine.COMMAND_FIELD: engine.us(0x0120),
+            engine.MESSAGE_ID: engine.us(3),
+            engine.DATASET_TYPE: engine.us(engine.DATASET_PRESENT),
+        }
+    )
+    out, into = pair(1024)  # several PDVs: the limit is crossed mid-dataset
+    into.max_dataset = 4000
+    thread = threading.Thread(target=out.send, args=(1, n_set, b"x" * 10_000))
+    thread.start()
+    with pytest.raises(engine.Abort):
+        into.next_message()
+    thread.join()
+    out, into = pair(1024)
+    into.max_dataset, into.answer_oversized = 4000, True
+    out.send(1, n_set, b"x" * 10_000)
+    message = into.next_message()
+    assert message is not None and message.oversized and message.dataset is None
+    out.send(1, n_set, b"y" * 100)  # the next message is whole again
+    message = into.next_message()
+    assert message is not None and not message.oversized and message.dataset == b"y" * 100

@@ -153,6 +153,16 @@ def test_system_on_an_empty_archive(client: Client, settings: Settings, core: Co
             "ae_title": settings.qrscp.ae_title,
             "port": settings.qrscp.port,
         },
+        {
+            "service": "worklist",
+            "ae_title": settings.worklist.ae_title,
+            "port": settings.worklist.port,
+        },
+        {
+            "service": "printscp",
+            "ae_title": settings.printscp.ae_title,
+            "port": settings.printscp.port,
+        },
     ]
     assert info["http_port"] == settings.http.port
     assert info["database"] == core.engine.dialect.name

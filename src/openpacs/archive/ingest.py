@@ -62,6 +62,7 @@ class Origin(StrEnum):
     http = "http"
     import_ = "import"
     retrieve = "retrieve"
+    print_ = "print"  # a film printed to the Print SCP, kept as a Secondary Capture
 
 
 @dataclass(frozen=True)

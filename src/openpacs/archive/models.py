@@ -352,3 +352,57 @@ class PerformedStep(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
 
     item: Mapped[WorklistItem | None] = relationship(back_populates="steps", lazy="raise")
+
+
+class PrintJob(Base):
+    """One film session a modality printed to us (PS3.4 H.4.1): who, when, how far it got,
+    the session's attributes (DICOM JSON), and where its films are kept."""
+
+    __tablename__ = "print_job"
+    __table_args__ = (Index(None, "state", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calling_ae: Mapped[str] = mapped_column(String(16), index=True)
+    called_ae: Mapped[str] = mapped_column(String(16))
+    film_session_uid: Mapped[str] = mapped_column(UID)
+    colour: Mapped[bool] = mapped_column(Boolean, default=False)
+    # received → printing → printed (→ forwarded), or failed with `reason`.
+    state: Mapped[str] = mapped_column(String(16))  # indexed with created_at
+    reason: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The job's folder under the storage root's print folder: films, PNGs, image boxes.
+    folder: Mapped[str] = mapped_column(String(200))
+    film_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+
+    films: Mapped[list[PrintFilm]] = relationship(
+        back_populates="job", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class PrintFilm(Base):
+    """One printed film: its film box's attributes, the image boxes it held (with their
+    archived datasets), the Secondary Capture stored in the archive, and its PNG preview."""
+
+    __tablename__ = "print_film"
+    __table_args__ = (Index(None, "job_id", "number", unique=True),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("print_job.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # 1-based, in print order within the job
+    film_box_uid: Mapped[str] = mapped_column(UID)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # [{"position", "uid", "file"}]: file relative to the job folder, None for an empty box.
+    image_boxes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # [{"position", "text"}]: the Basic Annotation Boxes printed with the film.
+    annotations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    study_instance_uid: Mapped[str] = mapped_column(UID)
+    series_instance_uid: Mapped[str] = mapped_column(UID)
+    sop_instance_uid: Mapped[str] = mapped_column(UID, index=True)
+    png: Mapped[str] = mapped_column(String(200))  # relative to the job folder
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+
+    job: Mapped[PrintJob] = relationship(back_populates="films", lazy="raise")

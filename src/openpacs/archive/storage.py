@@ -23,6 +23,9 @@ from openpacs.archive.errors import StorageFull, StorageUnavailable
 from openpacs.dicom.uids import check_uid
 
 TEMP_DIR = ".incoming"
+# Printed films (PNG previews, archived image boxes; openpacs.printing): beside the DICOM files,
+# never walked as stored objects.
+PRINT_DIR = ".print"
 # Temp files older than this at start-up belong to no live writer (a receive lasting a day is not
 # a receive); younger ones may belong to another receiver process on the same root.
 STALE_TEMP_SECONDS = 24 * 3600
@@ -106,6 +109,11 @@ class FileSystemStorage:
             raise StorageUnavailable(f"path {relpath!r} lies in the temporary folder")
         return path
 
+    @property
+    def print_dir(self) -> Path:
+        """Where printed films are kept (openpacs.printing), under the root."""
+        return self.root / PRINT_DIR
+
     def new_temp(self) -> Path:
         """A fresh, unused path in the temporary folder (same filesystem as the root)."""
         return self.temp_dir / f"{uuid.uuid4().hex}.part"
@@ -174,10 +182,11 @@ class FileSystemStorage:
             return False
 
     def walk(self) -> Iterator[str]:
-        """Every stored file, as paths relative to the root (the temporary folder excluded)."""
+        """Every stored file, as paths relative to the root (temporary and print folders
+        excluded: neither holds stored objects)."""
         for dirpath, dirnames, filenames in os.walk(self.root):
-            if Path(dirpath) == self.root and TEMP_DIR in dirnames:
-                dirnames.remove(TEMP_DIR)
+            if Path(dirpath) == self.root:
+                dirnames[:] = [d for d in dirnames if d not in (TEMP_DIR, PRINT_DIR)]
             dirnames.sort()
             for name in sorted(filenames):
                 yield str((Path(dirpath) / name).relative_to(self.root))

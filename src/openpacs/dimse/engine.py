@@ -239,6 +239,9 @@ class Message:
     command: dict[int, bytes]
     dataset: bytes | None = None
     path: Path | None = None
+    # The dataset exceeded the link's `max_dataset` and was read and dropped (only on links
+    # that answer such requests instead of aborting: `answer_oversized`).
+    oversized: bool = False
 
     @property
     def command_field(self) -> int | None:
@@ -439,11 +442,19 @@ class Link:
         log: Logger,
         *,
         temp_dir: Path | None = None,
+        max_dataset: int = MAX_IDENTIFIER,
+        answer_oversized: bool = False,
     ) -> None:
         self.sock = sock
         self.address = address
         self.log = log
         self.temp_dir = temp_dir  # where C-STORE datasets are spooled; None: into memory
+        # Datasets read into memory may be this large; past it the association is aborted,
+        # or with `answer_oversized` the rest is read and dropped and the message delivered
+        # with `oversized` set, so the service can refuse that request alone.
+        self.max_dataset = max_dataset
+        self.answer_oversized = answer_oversized
+        self._dropping = False
         self.calling_ae = ""
         self.called_ae = ""
         self.remote_ae = ""  # the peer's AE title: calling AE as acceptor, called as requestor
@@ -561,6 +572,9 @@ class Link:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        elif self._dropping:
+            self._dropping = False
+            pending.oversized = True
         else:
             pending.dataset = bytes(self._data or b"")
             self._data = None
@@ -582,8 +596,10 @@ class Link:
 
     def _receive(self, size: int) -> None:
         fd, data = self._fd, self._data
-        if data is not None and len(data) + size > MAX_IDENTIFIER:
-            raise Abort(UNEXPECTED_PARAMETER, f"dataset larger than {MAX_IDENTIFIER} bytes")
+        if data is not None and len(data) + size > self.max_dataset:
+            if not self.answer_oversized:
+                raise Abort(UNEXPECTED_PARAMETER, f"dataset larger than {self.max_dataset} bytes")
+            self._data, data, self._dropping = None, None, True
         while size:
             count = min(size, BUFFER)
             chunk = self.view[:count]
@@ -599,6 +615,7 @@ class Link:
         """Remove the temp file of a C-STORE cut off mid-dataset."""
         pending, fd = self._pending, self._fd
         self._pending, self._fd, self._data = None, None, None
+        self._dropping = False
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -798,7 +815,14 @@ class Association(Link):
     """One accepted association, served on its own thread from A-ASSOCIATE-RQ to release."""
 
     def __init__(self, sock: socket.socket, address: tuple[str, int], listener: Listener) -> None:
-        super().__init__(sock, address, listener.log, temp_dir=listener.temp_dir)
+        super().__init__(
+            sock,
+            address,
+            listener.log,
+            temp_dir=listener.temp_dir,
+            max_dataset=listener.max_dataset,
+            answer_oversized=listener.answer_oversized,
+        )
         self.listener = listener
         self.policy = listener.policy
 
@@ -825,6 +849,11 @@ class Association(Link):
         finally:
             self.close()
             self.listener.forget(self)
+            if self.established and self.listener.closed is not None:
+                try:
+                    self.listener.closed(self)
+                except Exception:
+                    self.log.exception("cleaning up after the association with %s", self.peer)
 
     def _associate(self) -> bool:
         kind, length = self._pdu_header()
@@ -986,9 +1015,18 @@ class Listener:
         service: str,
         *,
         shared_socket: socket.socket | None = None,
+        max_dataset: int = MAX_IDENTIFIER,
+        answer_oversized: bool = False,
+        closed: Callable[[Association], None] | None = None,
     ) -> None:
         self.policy = policy
         self.handlers = handlers
+        # Non-C-STORE datasets are held in memory up to max_dataset (image boxes of a print
+        # session are larger than any identifier); `closed` is told when an established
+        # association ends, however it ends (a service's per-association state).
+        self.max_dataset = max_dataset
+        self.answer_oversized = answer_oversized
+        self.closed = closed
         self.address = (host, port)
         self.temp_dir = temp_dir
         # A listening socket made by the main process and shared with receiver processes: each

@@ -13,6 +13,7 @@ from openpacs.archive.core import Core
 from openpacs.web import dicomweb, errors, ohif
 from openpacs.web.api import jobs as jobs_api
 from openpacs.web.api import nodes as nodes_api
+from openpacs.web.api import print as print_api
 from openpacs.web.api import worklist as worklist_api
 from openpacs.web.api.deps import Services
 
@@ -56,6 +57,7 @@ def create_app(core: Core, services: Services | None = None) -> FastAPI:
     app.include_router(nodes_api.router)
     app.include_router(jobs_api.router)
     app.include_router(worklist_api.router)
+    app.include_router(print_api.router)
 
     @app.get("/health", tags=["system"])
     def health() -> JSONResponse:
@@ -83,6 +85,16 @@ def create_app(core: Core, services: Services | None = None) -> FastAPI:
                     service="qrscp",
                     ae_title=settings.qrscp.ae_title,
                     port=settings.qrscp.port,
+                ),
+                Listener(
+                    service="worklist",
+                    ae_title=settings.worklist.ae_title,
+                    port=settings.worklist.port,
+                ),
+                Listener(
+                    service="printscp",
+                    ae_title=settings.printscp.ae_title,
+                    port=settings.printscp.port,
                 ),
             ],
             http_port=settings.http.port,
