@@ -177,11 +177,6 @@ class QrScpSettings(ListenerSettings):
         ),
     )
 
-    @field_validator("allowed_calling_aes")
-    @classmethod
-    def _check_calling(cls, values: list[str]) -> list[str]:
-        return [_ae_title(v) for v in values]
-
 
 class WorklistSettings(ListenerSettings):
     """Modality Worklist SCP: modalities fetch scheduled exams (C-FIND) and report them (MPPS)."""
@@ -205,11 +200,6 @@ class WorklistSettings(ListenerSettings):
             "accession number): for modalities that send no MPPS"
         ),
     )
-
-    @field_validator("allowed_calling_aes")
-    @classmethod
-    def _check_calling(cls, values: list[str]) -> list[str]:
-        return [_ae_title(v) for v in values]
 
 
 class PrintScpSettings(ListenerSettings):
