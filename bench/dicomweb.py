@@ -34,7 +34,7 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 from tests.generators import ct_series
 
-from bench.ingest import OpenpacsServer, machine_info, send, split
+from bench.ingest import OpenpacsServer, Server, machine_info, send, split
 from bench.orthanc import OrthancServer, ServerError
 
 SYSTEMS = ("orthanc", "openpacs")
@@ -62,23 +62,12 @@ DATE_SPAN_DAYS = 5 * 365
 QIDO_LIMIT = 101  # what OHIF's study list asks for
 
 
-class BenchServer(Protocol):
-    """What the benchmark needs of a running system (OrthancServer, OpenpacsServer)."""
+class BenchServer(Server, Protocol):
+    """What the benchmark needs of a running system (OrthancServer, OpenpacsServer): what the
+    ingest benchmark needs, and where its HTTP API answers."""
 
     @property
-    def name(self) -> str: ...
-    @property
-    def ae_title(self) -> str: ...
-    @property
-    def dicom_port(self) -> int: ...
-    @property
-    def pid(self) -> int: ...
-    @property
     def base_url(self) -> str: ...
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def version(self) -> str: ...
-    def instance_count(self) -> int: ...
 
 
 class WrongAnswer(ServerError):
