@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from openpacs.archive import db
 from openpacs.archive.errors import ArchiveError, IndexUnavailable, InvalidQuery
 from openpacs.config import Permission, WorklistSettings, WorklistStation
-from openpacs.dicom.charset import apply_charset, decide_charset
+from openpacs.dicom.charset import CharsetDecision, apply_charset, decide_charset
 from openpacs.dimse.admission import admission
 from openpacs.dimse.engine import (
     AFFECTED_SOP_INSTANCE,
@@ -58,7 +58,6 @@ NO_SUCH_OBJECT_INSTANCE = 0x0112
 DUPLICATE_SOP_INSTANCE = 0x0111
 PROCESSING_FAILURE = 0x0110
 INVALID_ATTRIBUTE_VALUE = 0x0106
-MISSING_ATTRIBUTE = 0x0120
 
 
 class WorklistService:
@@ -216,7 +215,9 @@ def _attributes(message: Message, syntax: str) -> Dataset:
     if message.dataset is None:
         raise mpps.InvalidStep("the request carries no attributes")
     try:
-        return _decoded(decode_identifier(message.dataset, syntax))
+        ds = decode_identifier(message.dataset, syntax)
+        _decode(ds)
+        return ds
     except Exception as exc:
         raise mpps.InvalidStep(f"unreadable attributes: {exc}") from exc
 
@@ -225,19 +226,21 @@ def _identifier(data: bytes, syntax: str) -> tuple[Dataset, tuple[str, ...]]:
     """The query with its text decoded, and the character set it was written in (what the
     modality reads: PS3.5 6.1)."""
     try:
-        identifier = _decoded(decode_identifier(data, syntax))
+        identifier = decode_identifier(data, syntax)
+        decision = _decode(identifier)
     except Exception as exc:  # pydicom raises many types on malformed input
         raise InvalidQuery("identifier", f"unreadable: {exc}") from exc
-    return identifier, decide_charset(identifier).effective
+    return identifier, decision.effective
 
 
-def _decoded(ds: Dataset) -> Dataset:
-    """The dataset with its text decoded by the charset it declares (repaired where a
-    modality misspells it), every element read now, while errors still have a place to go."""
-    apply_charset(ds, decide_charset(ds))
+def _decode(ds: Dataset) -> CharsetDecision:
+    """Decode the text of `ds` by the charset it declares (repaired where a modality
+    misspells it), every element read now, while errors still have a place to go."""
+    decision = decide_charset(ds)
+    apply_charset(ds, decision)
     for element in ds.iterall():
         _ = element.value
-    return ds
+    return decision
 
 
 def make_worklist_listener(

@@ -58,8 +58,10 @@ def complete(session: Session, study_uid: str) -> list[int]:
     unfinished = WorklistItem.status.not_in([status.value for status in FINISHED])
     found = list(session.scalars(select(WorklistItem).where(match, unfinished)))
     for item in found:
-        if item.study_instance_uid != study_uid:
-            spec = ItemSpec.model_validate({**item.spec, "study_instance_uid": study_uid})
-            items.update(session, item.id, spec)
-        items.set_status(session, item, Status.completed)
+        if item.study_instance_uid == study_uid:
+            items.set_status(session, item, Status.completed)
+            continue
+        # Found by accession number: the study's UID links it, in the same rewrite.
+        linked = {**item.spec, "study_instance_uid": study_uid, "status": Status.completed}
+        items.update(session, item.id, ItemSpec.model_validate(linked))
     return [item.id for item in found]
