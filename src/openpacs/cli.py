@@ -179,21 +179,11 @@ def send(
     """Send stored studies or local files to a DICOM node (C-STORE), with a progress bar."""
     from openpacs import logs
     from openpacs.archive.importer import files_under
-    from openpacs.dicom.uids import InvalidUID, check_uid
     from openpacs.dimse import sender
     from openpacs.dimse.local import read_local
 
     settings = _settings(config_file)
-    paths: list[Path] = []
-    studies: list[str] = []
-    for item in items:
-        if Path(item).exists():
-            paths.append(Path(item))
-            continue
-        try:
-            studies.append(check_uid(item, "study UID"))
-        except InvalidUID:
-            raise fail(f"{item!r} is neither a file or folder nor a study UID", 2) from None
+    paths, studies = _paths_and_studies(items)
     logs.setup(settings.logging.model_copy(update={"console": False}))
     peer, stored, missing = _send_target(settings, node, studies)
     if missing:
@@ -240,7 +230,9 @@ def send(
 @app.command("print")
 def print_(
     node: Annotated[str, typer.Argument(help="A registered node's name, or AE@host:port")],
-    items: Annotated[list[Path], typer.Argument(help="DICOM image files and folders")],
+    items: Annotated[
+        list[str], typer.Argument(help="UIDs of stored studies, or DICOM image files and folders")
+    ],
     layout: Annotated[
         str, typer.Option(help="ImageDisplayFormat: STANDARD\\C,R, ROW\\n,n... or COL\\n,n...")
     ] = "STANDARD\\1,1",
@@ -250,6 +242,14 @@ def print_(
     orientation: Annotated[
         str | None, typer.Option(help="PORTRAIT or LANDSCAPE (default: printscp's)")
     ] = None,
+    boxes: Annotated[
+        bool,
+        typer.Option(
+            "--boxes/--composed",
+            help="--boxes: one image box per image, laid out by the printer; --composed: each "
+            "film composed here at printscp.dpi and sent as one image",
+        ),
+    ] = False,
     copies: Annotated[int, typer.Option(min=1, max=99, help="NumberOfCopies")] = 1,
     calling_ae: Annotated[
         str | None, typer.Option("--aet", help="Our calling AE title (default: printscp.ae_title)")
@@ -257,16 +257,17 @@ def print_(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the printer")] = SEND_TIMEOUT,
     config_file: ConfigOption = None,
 ) -> None:
-    """Print images from disk on a DICOM printer (Print SCU): laid out --layout at a time, each
-    film sent composed, as one image, at printscp.dpi."""
+    """Print stored studies or images from disk on a DICOM printer (Print SCU): --layout at a
+    time, each film composed here (default) or as image boxes for the printer to lay out."""
     from openpacs import logs
     from openpacs.archive.importer import files_under
     from openpacs.dimse import print_scu
     from openpacs.dimse.scu import AssociationFailed
-    from openpacs.printing import compose, local
+    from openpacs.printing import compose, local, outgoing
     from openpacs.printing.errors import PrintError
 
     settings = _settings(config_file)
+    paths, studies = _paths_and_studies(items)
     printscp = settings.printscp
     spec_size = (film_size or printscp.film_size).upper()
     spec_orientation = (orientation or printscp.film_orientation).upper()
@@ -281,16 +282,25 @@ def print_(
         )
         compose.box_count(layout)
         compose.film_pixels(spec_size, spec_orientation, printscp.dpi)
-        paths = list(files_under(items))
-        if not paths:
-            raise fail("no files to print", 2)
-        images = [local.display_of(path) for path in paths]
-        films = local.films(images, spec, printscp.dpi, max_pixels=printscp.max_film_pixels)
+    except PrintError as exc:
+        raise fail(exc, 2) from exc
+    stored, missing = _stored_studies(settings, studies)
+    if missing:
+        raise fail(f"not stored here: {', '.join(missing)}; check the UIDs", 2)
+    try:
+        images = local.displays_of(list(files_under(paths)))
+        images += local.displays_of([one.path for one in stored], in_series_order=True)
+        if not images:
+            raise fail("no images to print", 2)
+        if boxes:
+            to_print = local.boxed(images, spec)
+        else:
+            films = local.films(images, spec, printscp.dpi, max_pixels=printscp.max_film_pixels)
+            to_print = [outgoing.composed(f, spec_size, spec_orientation) for f in films]
     except PrintError as exc:
         raise fail(exc, 2) from exc
     logs.setup(settings.logging.model_copy(update={"console": False}))
     peer = _peer_of(settings, node)
-    to_print = [print_scu.FilmToPrint(f, spec_size, spec_orientation) for f in films]
     try:
         report = print_scu.print_films(
             peer,
@@ -308,6 +318,23 @@ def print_(
     console.print(f"printed {report.films} film(s) of {len(images)} image(s) on {peer}")
     for warning in report.warnings:
         errors.print(f"warning: {warning}")
+
+
+def _paths_and_studies(items: list[str]) -> tuple[list[Path], list[str]]:
+    """Command-line items as files/folders and study UIDs; exits naming one that is neither."""
+    from openpacs.dicom.uids import InvalidUID, check_uid
+
+    paths: list[Path] = []
+    studies: list[str] = []
+    for item in items:
+        if Path(item).exists():
+            paths.append(Path(item))
+            continue
+        try:
+            studies.append(check_uid(item, "study UID"))
+        except InvalidUID:
+            raise fail(f"{item!r} is neither a file or folder nor a study UID", 2) from None
+    return paths, studies
 
 
 def _why(outcome: StoreOutcome) -> str:

@@ -112,7 +112,8 @@ class ListenerSettings(Section):
         description=(
             "any: every calling AE may associate (within allowed_calling_aes when set); "
             "registered: only nodes of the registry with this listener's permission (store "
-            "for the Store SCP; find, move or get for the Q/R SCP), others are rejected"
+            "for the Store SCP; find, move or get for the Q/R SCP; print for the Print SCP), "
+            "others are rejected"
         ),
     )
     max_associations: int = Field(
@@ -245,6 +246,20 @@ class PrintScpSettings(ListenerSettings):
         ge=1_000_000,
         description="Most pixels one composed film may have (film size x dpi); more: 0213",
     )
+    annotation_font: str = Field(
+        "",
+        description=(
+            "Font file (.ttf/.ttc/.otf) annotation text is drawn in; empty: a Chinese font "
+            "found by fontconfig or in the usual places (e.g. Debian's fonts-noto-cjk)"
+        ),
+    )
+
+    @field_validator("annotation_font")
+    @classmethod
+    def _font_exists(cls, value: str) -> str:
+        if value and not Path(value).expanduser().is_file():
+            raise ValueError(f"no font file {value!r}: give a .ttf/.ttc/.otf path, or empty")
+        return value
 
     @field_validator("film_size")
     @classmethod
@@ -521,6 +536,7 @@ class Permission(Enum):
     find = "find"
     move = "move"
     get = "get"
+    print = "print"  # film sessions on the Print SCP
 
 
 # Names appear in URLs (/api/nodes/{name}): letters (any script), digits, '.', '_', '-'.

@@ -29,3 +29,31 @@ def test_folded_names_are_filled_in_for_existing_patients(database_url: str) -> 
         command.downgrade(config, "0002")
     finally:
         engine.dispose()
+
+
+def test_nodes_that_could_print_by_store_keep_printing(database_url: str) -> None:
+    """Before 0008 the Print SCP admitted registered nodes by `store`; after it, by `print`,
+    which existing nodes get where they had `store`."""
+    engine = create_engine(database_url)
+    try:
+        config = db._alembic_config(engine)
+        command.upgrade(config, "0007")
+        with engine.begin() as conn:
+            for name, may_store in (("ct", True), ("viewer", False)):
+                conn.execute(
+                    text(
+                        "INSERT INTO node (name, ae_title, host, port, tls, description, "
+                        "store_target, qr_source, move_destination, printer, may_echo, "
+                        "may_store, may_find, may_move, may_get, created_at, updated_at) "
+                        "VALUES (:name, :ae, 'h', 104, false, '', false, false, false, false, "
+                        "true, :store, true, false, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"name": name, "ae": name.upper(), "store": may_store},
+                )
+        db.migrate(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, may_print FROM node ORDER BY name")).all()
+        assert [(name, bool(may)) for name, may in rows] == [("ct", True), ("viewer", False)]
+        command.downgrade(config, "0007")
+    finally:
+        engine.dispose()

@@ -234,6 +234,7 @@ class Node(Base):
     may_find: Mapped[bool] = mapped_column(Boolean, default=False)
     may_move: Mapped[bool] = mapped_column(Boolean, default=False)
     may_get: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_print: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
 
