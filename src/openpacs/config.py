@@ -365,9 +365,10 @@ class CookieSecure(StrEnum):
 
 
 class AuthSettings(Section):
-    """Sign-in and access: users, sessions, API tokens, lockout. Every HTTP route that gives
-    out or takes in data (DICOMweb, WADO-URI, /api/*, OHIF) needs a session, a token or HTTP
-    Basic; `openpacs user passwd admin` resets a forgotten password on the server."""
+    """Sign-in and access for every HTTP route (`openpacs user passwd admin` resets a password)"""
+
+    # Every route that gives out or takes in data (DICOMweb, WADO-URI, /api/*, OHIF) needs a
+    # session, a personal API token or HTTP Basic; see openpacs.web.auth.
 
     anonymous_read: bool = Field(
         False,
@@ -404,6 +405,12 @@ class AuthSettings(Section):
             "X-Forwarded-Proto: https included), true (always), false (never)"
         ),
     )
+
+    @field_validator("cookie_secure", mode="before")
+    @classmethod
+    def _secure_as_bool(cls, value: object) -> object:
+        # `cookie_secure = true` in TOML is a boolean, not the text "true".
+        return str(value).lower() if isinstance(value, bool) else value
 
 
 class DatabaseSettings(Section):

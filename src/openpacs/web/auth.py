@@ -363,14 +363,14 @@ def _opened(request: Request) -> Iterator[None]:
     params = request.path_params
     query = request.query_params
     route = request.scope.get("route")
-    where = route.path_format if isinstance(route, APIRoute) else request.url.path
+    what = route.summary if isinstance(route, APIRoute) and route.summary else None
     record(
         request,
         Action.opened,
         study=params.get("study") or query.get("studyUID"),
         series=params.get("series") or query.get("seriesUID"),
         instance=params.get("sop") or query.get("objectUID"),
-        detail=f"{request.method} {where}",
+        detail=what or f"{request.method} {request.url.path}",
     )
 
 
