@@ -28,6 +28,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from openpacs.accounts import (
     Action,
@@ -309,53 +310,17 @@ def clear_session_cookies(request: Request, response: Response) -> None:
         )
 
 
-def record(
-    request: Request,
-    action: Action,
-    *,
-    study: str | None = None,
-    series: str | None = None,
-    instance: str | None = None,
-    obj: str | None = None,
-    detail: str | None = None,
-) -> None:
-    """One audit row in its own short transaction (for routes that only read)."""
+def record(request: Request, action: Action, **where: str | None) -> None:
+    """One audit row in its own short transaction (for routes that only read); `where`:
+    study, series, instance, obj, detail as `audit.record` takes them."""
     with core_of(request).writing() as session:
-        record_in(
-            session,
-            request,
-            action,
-            study=study,
-            series=series,
-            instance=instance,
-            obj=obj,
-            detail=detail,
-        )
+        record_in(session, request, action, **where)
 
 
-def record_in(
-    session: Any,
-    request: Request,
-    action: Action,
-    *,
-    study: str | None = None,
-    series: str | None = None,
-    instance: str | None = None,
-    obj: str | None = None,
-    detail: str | None = None,
-) -> None:
+def record_in(session: Session, request: Request, action: Action, **where: str | None) -> None:
     """One audit row in the caller's transaction (for routes that write anyway)."""
-    audit.record(
-        session,
-        principal_of(request).actor,
-        action,
-        at=access_of(request).clock(),
-        study=study,
-        series=series,
-        instance=instance,
-        obj=obj,
-        detail=detail,
-    )
+    actor = principal_of(request).actor
+    audit.record(session, actor, action, at=access_of(request).clock(), **where)
 
 
 def _opened(request: Request) -> Iterator[None]:
