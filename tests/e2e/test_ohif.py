@@ -38,6 +38,10 @@ VIEWPORT_BOXES = """() => [...document.querySelectorAll('[data-viewport-uid]')].
     const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })"""
 
 
+USER = "e2e-viewer"
+PASSWORD = "e2e-viewer-password"
+
+
 def _require_ohif() -> None:
     if ohif.installed_version() is None:
         message = "OHIF is not installed: run `make setup` (needs npm)"
@@ -73,6 +77,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         "OPENPACS_LOGGING__DIR": str(work / "logs"),
         "OPENPACS_LOGGING__CONSOLE": "false",
     }
+    # The browser signs in as this user (through the API, keeping the session cookie).
+    subprocess.run(
+        [
+            str(OPENPACS),
+            "user",
+            "add",
+            USER,
+            "--role",
+            "viewer",
+            "--password",
+            PASSWORD,
+            "--no-must-change",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     log = (work / "serve.log").open("w")
     process = subprocess.Popen([str(OPENPACS), "serve"], env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{http}"
@@ -159,18 +180,27 @@ def browser() -> Iterator[object]:
             launched.close()
 
 
-def _page(browser: object) -> object:
+def _page(browser: object, base: str) -> object:
+    """A page of a browser context signed in through the API: OHIF's DICOMweb requests then
+    carry the session cookie, as they do for a user who signed in to the console."""
     from playwright.sync_api import Browser
 
     assert isinstance(browser, Browser)
-    return browser.new_page(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    signed = context.request.post(
+        f"{base}/api/auth/login", data={"username": USER, "password": PASSWORD}
+    )
+    assert signed.ok, signed.text()
+    return context.new_page()
 
 
 def test_study_list_shows_the_study(server: tuple[str, str], browser: object) -> None:
     from playwright.sync_api import Page
 
     base, _ = server
-    page = _page(browser)
+    assert httpx.get(f"{base}/dicomweb/studies", timeout=10).status_code == 401
+    assert httpx.get(f"{base}/ohif/", timeout=10).status_code == 401
+    page = _page(browser, base)
     assert isinstance(page, Page)
     page.goto(f"{base}/ohif/", timeout=60_000)
     page.get_by_text("ACC000000").first.wait_for(timeout=60_000)
@@ -190,7 +220,7 @@ def test_viewer_draws_the_ct(
     from playwright.sync_api import Page
 
     base, study = server
-    page = _page(browser)
+    page = _page(browser, base)
     assert isinstance(page, Page)
     page.goto(f"{base}/ohif/viewer?StudyInstanceUIDs={study}{layout}", timeout=60_000)
     name = layout.rsplit("=", 1)[-1] or "stack"
