@@ -83,7 +83,7 @@ def serve(config_file: ConfigOption = None) -> None:
 
     settings = _settings(config_file)
     try:
-        run(settings)
+        run(settings, config.config_path(config_file))
     except OSError as exc:
         raise fail(
             f"cannot start: {exc}\nIs another openpacs (or another program) using the same port?"

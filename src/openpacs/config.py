@@ -97,6 +97,7 @@ class CallingAes(StrEnum):
 class ListenerSettings(Section):
     """What every DICOM listener has; each listener's section sets its own defaults."""
 
+    enabled: bool = Field(True, description="Run this listener; false: its port stays closed")
     ae_title: str = Field("OPENPACS", description="AE title peers call")
     host: str = Field("0.0.0.0", description="Address to listen on (0.0.0.0: every interface)")
     port: int = Field(104, ge=1, le=65535, description="TCP port for DICOM associations")

@@ -121,6 +121,23 @@ def setup(settings: LoggingSettings, *, console_stream: TextIO | None = None) ->
             library.addHandler(handler)
 
 
+def apply_levels(settings: LoggingSettings) -> None:
+    """New levels per service and for the terminal, on the handlers `setup` made (this
+    process only: Store SCP receiver processes keep theirs until the next start)."""
+    for service in SERVICES:
+        level = settings.levels[service]
+        logger = get_logger(service)
+        logger.setLevel(level)
+        for handler in logger.handlers:
+            handler.setLevel(level)
+    for handler in logging.getLogger(ROOT).handlers:
+        handler.setLevel(settings.console_level)
+    for name, (service, floor) in LIBRARIES.items():
+        logging.getLogger(name).setLevel(
+            max(logging.getLevelName(floor), logging.getLevelName(settings.levels[service]))
+        )
+
+
 def _reset(logger: logging.Logger, *, close: bool = True) -> None:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import functools
 import multiprocessing
 import multiprocessing.process
@@ -19,14 +20,16 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from pydicom import Dataset
 
-from openpacs import logs, nodes
+from openpacs import config_edit, logs, nodes
 from openpacs.archive.core import Core, open_core
 from openpacs.config import Settings
+from openpacs.config_edit import SettingsReport
 from openpacs.dimse import qr_scu, scu
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.mwl_scp import make_worklist_listener
@@ -85,11 +88,105 @@ def start_print(core: Core) -> Listener:
 def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> Listener:
     if core.settings.worklist.complete_on_arrival:
         core.archive.subscribe(CompleteOnArrival(core.writing))
+    return _store_listener(core, shared_socket)
+
+
+def _store_listener(core: Core, shared_socket: socket.socket | None = None) -> Listener:
     listener = make_store_listener(
         core.settings.storescp, core.archive, shared_socket=shared_socket
     )
     listener.start()
     return listener
+
+
+LISTENER_SECTIONS = ("storescp", "qrscp", "worklist", "printscp")
+# Keys applied by the running server without a restart (besides the listeners' own sections,
+# restarted in place, and the nodes, seeded into the registry again).
+LIVE_KEYS = frozenset({"logging.levels", "logging.console_level"})
+
+
+class Listeners:
+    """The main process's DICOM listeners, each restartable in place with new settings
+    (Settings page: AE titles, ports, on/off, policies) without stopping the others."""
+
+    def __init__(self, core: Core, shared: socket.socket | None, receivers: int) -> None:
+        self.core = core
+        self.shared = shared
+        self.receivers = receivers  # extra Store SCP processes: storescp cannot restart alone
+        self.running: dict[str, Listener] = {}
+        self._lock = threading.Lock()
+
+    def start_all(self) -> None:
+        if self.core.settings.worklist.complete_on_arrival:
+            self.core.archive.subscribe(CompleteOnArrival(self.core.writing))
+        for name in LISTENER_SECTIONS:
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        if not getattr(self.core.settings, name).enabled:
+            log.info("%s is disabled (%s.enabled = false)", name, name)
+            return
+        starters = {
+            "storescp": lambda core: _store_listener(core, self.shared),
+            "qrscp": start_qr,
+            "worklist": start_worklist,
+            "printscp": start_print,
+        }
+        self.running[name] = starters[name](self.core)
+
+    def _stop(self, name: str, settings: Settings) -> None:
+        listener = self.running.pop(name, None)
+        if listener is not None:
+            listener.stop(getattr(settings, name).shutdown_grace)
+
+    def stop_all(self) -> None:
+        for name in LISTENER_SECTIONS:
+            self._stop(name, self.core.settings)
+
+    def apply(self, new: Settings) -> SettingsReport:
+        """Take `new` settings: what can change live does (listeners restart in place, log
+        levels, nodes); the rest waits for a restart. A listener that cannot start with its
+        new values (a port in use) keeps running with the old ones, and the report says why."""
+        with self._lock:
+            old = self.core.settings
+            report = SettingsReport()
+            changed = config_edit.changed_keys(old, new)
+            self.core.settings = new
+            touched = {key.partition(".")[0] for key in changed}
+            if "worklist_stations" in touched:
+                touched.add("worklist")
+            for key in changed:
+                section = key.partition(".")[0]
+                if key in LIVE_KEYS or section in ("nodes", "worklist_stations"):
+                    report.applied.append(key)
+                elif section not in LISTENER_SECTIONS:
+                    report.restart_required.append(key)
+            if any(key in LIVE_KEYS for key in changed):
+                logs.apply_levels(new.logging)
+            if "nodes" in touched:
+                seed_nodes(self.core)
+            for name in LISTENER_SECTIONS:
+                if name in touched:
+                    self._restart(
+                        name, old, [k for k in changed if k.startswith(name + ".")], report
+                    )
+            return report
+
+    def _restart(self, name: str, old: Settings, keys: list[str], report: SettingsReport) -> None:
+        if name == "storescp" and self.receivers:
+            report.restart_required += keys  # the receiver processes share its socket
+            return
+        self._stop(name, old)
+        try:
+            self._start(name)
+        except OSError as exc:
+            reason = f"{name} could not start with the new values ({exc}); kept the old ones"
+            log.error("%s", reason)
+            self.core.settings = self.core.settings.model_copy(update={name: getattr(old, name)})
+            self._start(name)
+            report.failed += [(key, reason) for key in keys]
+            return
+        report.applied += keys
 
 
 ECHO_TIMEOUT = 10
@@ -168,8 +265,9 @@ def web_services(core: Core, runner: JobRunner) -> Services:
     )
 
 
-def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM; associations in flight get `shutdown_grace` seconds."""
+def serve(settings: Settings, config_file: Path | None = None) -> None:
+    """Run until SIGINT/SIGTERM; associations in flight get `shutdown_grace` seconds.
+    `config_file`: where the Settings page saves changes (None: ./openpacs.toml)."""
     logs.setup(settings.logging)
     core = open_core(settings)
     seed_nodes(core)
@@ -183,12 +281,15 @@ def serve(settings: Settings) -> None:
             (settings.storescp.host, settings.storescp.port), backlog=LISTEN_BACKLOG
         )
     children = _start_workers(settings, workers - 1, shared)
-    listener = start_store(core, shared_socket=shared)
-    qr_listener = start_qr(core)
-    worklist_listener = start_worklist(core)
-    print_listener = start_print(core)
+    listeners = Listeners(core, shared, len(children))
+    listeners.start_all()
     runner = start_jobs(core)
-    app = create_app(core, web_services(core, runner))
+    services = dataclasses.replace(
+        web_services(core, runner),
+        apply_settings=listeners.apply,
+        settings_file=config_edit.target_file(config_file),
+    )
+    app = create_app(core, services)
     config = uvicorn.Config(
         app,
         host=settings.http.host,
@@ -210,10 +311,7 @@ def serve(settings: Settings) -> None:
             child.terminate()
         # Running jobs stop at their next item and resume at the next start.
         runner.stop(settings.storescp.shutdown_grace)
-        listener.stop(settings.storescp.shutdown_grace)
-        qr_listener.stop(settings.qrscp.shutdown_grace)
-        worklist_listener.stop(settings.worklist.shutdown_grace)
-        print_listener.stop(settings.printscp.shutdown_grace)
+        listeners.stop_all()
         for child in children:
             child.join(settings.storescp.shutdown_grace + 5)
         core.close()

@@ -22,6 +22,7 @@ from openpacs.web.api import accounts as accounts_api
 from openpacs.web.api import jobs as jobs_api
 from openpacs.web.api import nodes as nodes_api
 from openpacs.web.api import print as print_api
+from openpacs.web.api import settings as settings_api
 from openpacs.web.api import worklist as worklist_api
 from openpacs.web.api.deps import Services
 
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(accounts_api.router)
     app.include_router(accounts_api.users_router)
     app.include_router(accounts_api.audit_router)
+    app.include_router(settings_api.router)
 
     @app.get("/health", tags=["system"], openapi_extra=auth.PUBLIC)
     def health() -> JSONResponse:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from openpacs.archive.core import Core
+from openpacs.config import Settings
+from openpacs.config_edit import SettingsReport
 from openpacs.nodes import Echo, Find
 
 
@@ -26,6 +29,10 @@ class Services:
     find: Find | None = None
     # Called after a job is queued again, so an idle worker starts it now, not at its next poll.
     wake_jobs: Callable[[], None] = _nothing
+    # Takes new settings in the running server (listeners restart in place); None: nothing
+    # is applied live, every change waits for a restart.
+    apply_settings: Callable[[Settings], SettingsReport] | None = None
+    settings_file: Path | None = None  # where the Settings page saves (None: not allowed)
 
 
 def core_of(request: Request) -> Core:
