@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -38,6 +45,10 @@ user_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(user_app, name="user")
+db_app = typer.Typer(
+    help="The index database: migrations, moving to PostgreSQL.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
 console = Console()
 errors = Console(stderr=True)
 
@@ -677,6 +688,81 @@ def _accounts(config_file: Path | None) -> Iterator[Session]:
         raise fail(f"the index did not take the change: {db.describe(exc)}") from exc
     finally:
         core.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade(config_file: ConfigOption = None) -> None:
+    """Bring the index (database.url) to the newest schema; `serve` does this at start too."""
+    from alembic.migration import MigrationContext
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from openpacs.archive import db
+
+    settings = _settings(config_file)
+    engine = db.make_engine(settings.database)
+    try:
+        with engine.connect() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+        db.migrate(engine)
+        with engine.connect() as conn:
+            after = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise fail(f"cannot upgrade {_shown_url(settings)}: {db.describe(exc)}") from exc
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"{_shown_url(settings)}: already at revision {after}")
+    else:
+        console.print(f"{_shown_url(settings)}: upgraded from {before or 'empty'} to {after}")
+
+
+@db_app.command("migrate-from-sqlite")
+def db_migrate_from_sqlite(
+    source: Annotated[Path, typer.Argument(help="The SQLite index file, e.g. data/index.db")],
+    config_file: ConfigOption = None,
+) -> None:
+    """Copy a SQLite index into the (empty) database of database.url, e.g. PostgreSQL: every
+    row kept, the stored files untouched, the SQLite file left as it was. Stop the server
+    first; point database.url at the new database afterwards."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from openpacs.archive import db, transfer
+
+    settings = _settings(config_file)
+    if settings.database.url.startswith("sqlite"):
+        raise fail(
+            "database.url names SQLite; set it to the target first, e.g. "
+            "OPENPACS_DATABASE__URL=postgresql+psycopg://user:password@host/openpacs",
+            2,
+        )
+    target = db.make_engine(settings.database)
+    try:
+        with _progress() as progress, transfer.upgraded_copy(source) as reading:
+            tasks: dict[str, TaskID] = {}
+
+            def advance(table: str, done: int, total: int) -> None:
+                if table not in tasks:
+                    tasks[table] = progress.add_task(table, total=total or 1)
+                progress.update(tasks[table], completed=done if total else 1)
+
+            copied = transfer.copy_index(reading, target, advance)
+    except transfer.TransferError as exc:
+        raise fail(exc) from exc
+    except SQLAlchemyError as exc:
+        raise fail(f"nothing copied: {db.describe(exc)}") from exc
+    finally:
+        target.dispose()
+    summary = Table("table", "rows", title=f"copied into {_shown_url(settings)}")
+    for one in copied:
+        summary.add_row(one.table, str(one.target_rows))
+    console.print(summary)
+    console.print("Files are where they were; start openpacs with this database.url.")
+
+
+def _shown_url(settings: config.Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database.url).render_as_string(hide_password=True)
 
 
 def _new_password(given: str | None) -> str:

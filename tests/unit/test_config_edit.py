@@ -51,3 +51,9 @@ def test_secrets_are_masked_and_kept_when_sent_back_masked() -> None:
     assert "hunter2" not in shown["database"]["url"]
     again = config_edit.apply_change(base, {"dicomweb": {"anonymize_key": config_edit.SECRET}})
     assert again.dicomweb.anonymize_key == "s" * 20
+
+
+def test_the_shipped_postgresql_example_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "openpacs.postgresql.toml"
+    settings = config.load(example)
+    assert settings.database.url.startswith("postgresql+psycopg://")
