@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import multiprocessing
 import multiprocessing.process
+import os
 import signal
 import socket
 import sys
@@ -333,6 +334,12 @@ def _stop_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # The request covers a parent dying from now on; one that died while this process was
+    # still starting (spawn imports for a while on a loaded machine) sends nothing, and we
+    # would serve on without a server. We were re-parented then: stop now.
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        raise SystemExit("the openpacs server stopped while this receiver was starting")
 
 
 def _start_workers(
