@@ -1,4 +1,4 @@
-"""The HTTP application: health, system information, OpenAPI docs at /docs."""
+"""The HTTP application: health, system information, OpenAPI docs at /docs, the console at /."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pydantic import BaseModel
 
 from openpacs import __version__
 from openpacs.archive.core import Core
-from openpacs.web import dicomweb, errors, ohif
+from openpacs.web import console, dicomweb, errors, ohif
 from openpacs.web.api import jobs as jobs_api
 from openpacs.web.api import nodes as nodes_api
 from openpacs.web.api import print as print_api
+from openpacs.web.api import studies as studies_api
 from openpacs.web.api import worklist as worklist_api
 from openpacs.web.api.deps import Services
 
@@ -58,6 +59,7 @@ def create_app(core: Core, services: Services | None = None) -> FastAPI:
     app.include_router(jobs_api.router)
     app.include_router(worklist_api.router)
     app.include_router(print_api.router)
+    app.include_router(studies_api.router)
 
     @app.get("/health", tags=["system"])
     def health() -> JSONResponse:
@@ -109,4 +111,6 @@ def create_app(core: Core, services: Services | None = None) -> FastAPI:
             storage_free_bytes=core.storage.free_bytes(),
         )
 
+    # Last: its catch-all answers the paths no route above took.
+    app.include_router(console.router())
     return app
