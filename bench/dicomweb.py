@@ -68,6 +68,10 @@ class BenchServer(Server, Protocol):
 
     @property
     def base_url(self) -> str: ...
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """HTTP Basic user name and password, or None for a server without sign-in."""
+        ...
 
 
 class WrongAnswer(ServerError):
@@ -267,13 +271,17 @@ def _p95_target(statistic: Statistic) -> Target | None:
 # Requests, each checked.
 
 
-def _client(identity: bool, connections: int = 1) -> httpx.Client:
+def _client(
+    identity: bool, connections: int = 1, auth: tuple[str, str] | None = None
+) -> httpx.Client:
     # trust_env=False: a proxy from the environment must never see traffic meant for 127.0.0.1.
     # httpx asks for gzip like a browser does; a system that compresses pays for it on both
     # ends (unless `identity`: no compression asked for).
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     headers = {"Accept-Encoding": "identity"} if identity else None
-    return httpx.Client(timeout=HTTP_TIMEOUT_S, trust_env=False, limits=limits, headers=headers)
+    return httpx.Client(
+        timeout=HTTP_TIMEOUT_S, trust_env=False, limits=limits, headers=headers, auth=auth
+    )
 
 
 def _get(client: httpx.Client, url: str, accept: str | None = None) -> tuple[httpx.Response, float]:
@@ -367,7 +375,14 @@ def _single_part(response: httpx.Response) -> bytes:
     return body[start + 4 : end]
 
 
-def frames(root: str, ct: Study, data: Data, parallel: int, identity: bool) -> float:
+def frames(
+    root: str,
+    ct: Study,
+    data: Data,
+    parallel: int,
+    identity: bool,
+    auth: tuple[str, str] | None = None,
+) -> float:
     """Seconds to fetch frame 1 of every instance, `parallel` requests in flight (OHIF-style)."""
     urls = [
         f"{root}/studies/{ct.study}/series/{ct.series}/instances/{sop}/frames/1"
@@ -384,7 +399,7 @@ def frames(root: str, ct: Study, data: Data, parallel: int, identity: bool) -> f
                 f"({data.frame_bytes} bytes)"
             )
 
-    with _client(identity, parallel) as client, ThreadPoolExecutor(parallel) as pool:
+    with _client(identity, parallel, auth) as client, ThreadPoolExecutor(parallel) as pool:
         started = time.perf_counter()
         list(pool.map(fetch, range(len(urls))))
         return time.perf_counter() - started
@@ -459,7 +474,7 @@ def measure(server: BenchServer, data: Data, result: SystemResult, options: Opti
     root = server.base_url + DICOMWEB
     ct = data.ct
     series_url = f"{root}/studies/{ct.study}/series/{ct.series}"
-    with _client(options.identity) as client:
+    with _client(options.identity, auth=server.credentials) as client:
         # First: the process has answered nothing but its readiness probe.
         result.add("metadata_cold", 1000 * metadata(client, root, ct))
         for _ in range(WARM_METADATA):
@@ -469,7 +484,7 @@ def measure(server: BenchServer, data: Data, result: SystemResult, options: Opti
         for _ in range(RETRIEVES):
             result.add("retrieve", retrieve(client, root, ct))
         for _ in range(FRAME_ROUNDS):
-            seconds = frames(root, ct, data, options.parallel, options.identity)
+            seconds = frames(root, ct, data, options.parallel, options.identity, server.credentials)
             result.add("frames", 1000 * seconds)
         for _ in range(QIDO_ROUNDS):
             for query in data.searches:  # interleaved, so no query has the machine to itself

@@ -74,6 +74,8 @@ class OpenpacsServer:
 
     name = "openpacs"
     ae_title = "STORESCP"
+    # Every HTTP route wants a user: this one is made in the server's index before it starts.
+    credentials = ("bench", "bench-password")
 
     def __init__(self, work_dir: Path, workers: int) -> None:
         self.work_dir = work_dir
@@ -82,7 +84,7 @@ class OpenpacsServer:
         self.dicom_port = free_port()
         self.qr_port = free_port()
         self._process: ServerProcess | None = None
-        self._http = http_client()
+        self._http = http_client(self.credentials)
 
     @property
     def base_url(self) -> str:
@@ -114,6 +116,7 @@ class OpenpacsServer:
         if not OPENPACS.exists():
             raise ServerError(f"{OPENPACS} not found; run `make setup` first")
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._add_user()
         command = [str(OPENPACS), "serve"]
         self._process = ServerProcess(self.name, command, self.work_dir, self.environment())
         try:
@@ -122,6 +125,17 @@ class OpenpacsServer:
         except BaseException:
             self.stop()
             raise
+
+    def _add_user(self) -> None:
+        """The benchmark's admin user (kept with the data between processes)."""
+        user, password = self.credentials
+        command = [str(OPENPACS), "user", "add", user, "--role", "admin", "--password", password]
+        env = {**os.environ, **self.environment()}
+        added = subprocess.run(
+            [*command, "--no-must-change"], env=env, capture_output=True, text=True, check=False
+        )
+        if added.returncode != 0 and "exists already" not in added.stderr:
+            raise ServerError(f"openpacs user add {user}: {added.stderr.strip()}")
 
     def stop(self) -> None:
         if self._process is not None:

@@ -51,9 +51,10 @@ def nodelay_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "TCP_NODELAY": "1", **(extra or {})}
 
 
-def http_client() -> httpx.Client:
+def http_client(auth: tuple[str, str] | None = None) -> httpx.Client:
+    """`auth`: HTTP Basic user name and password, for a server that wants them (openpacs)."""
     # trust_env=False: a proxy from the environment must never see traffic meant for 127.0.0.1.
-    return httpx.Client(timeout=10.0, trust_env=False)
+    return httpx.Client(timeout=10.0, trust_env=False, auth=auth)
 
 
 def get_json(client: httpx.Client, url: str, *keys: str) -> object:
@@ -187,6 +188,7 @@ class OrthancServer:
 
     name = "orthanc"
     ae_title = AE_TITLE
+    credentials: tuple[str, str] | None = None  # its REST API and DICOMweb are open here
 
     def __init__(self, work_dir: Path, extra_config: dict[str, object] | None = None) -> None:
         self.work_dir = work_dir

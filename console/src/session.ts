@@ -51,9 +51,10 @@ export async function changePassword(current: string, next: string): Promise<voi
   if (session.me) session.me = { ...session.me, must_change_password: false }
 }
 
-/** Admin: everything; operator: all but settings, users, audit; viewer: read only. */
-export function may(action: 'write' | 'admin'): boolean {
+/** Admin: everything; operator: all but settings, users, audit; viewer: read only. Pages and
+ * actions a role cannot use are hidden (the server refuses them anyway). */
+export function may(action: 'change' | 'administer'): boolean {
   const role = session.me?.role
-  if (action === 'admin') return role === 'admin'
+  if (action === 'administer') return role === 'admin'
   return role === 'admin' || role === 'operator'
 }

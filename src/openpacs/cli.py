@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +16,8 @@ from rich.text import Text
 from openpacs import __version__, config
 
 if TYPE_CHECKING:  # imported where used, so that `openpacs --help` stays quick
+    from sqlalchemy.orm import Session
+
     from openpacs.archive.retrieve import StoredInstance
     from openpacs.dicom.qr import Selection
     from openpacs.dimse.qr_scu import Result as QrResult
@@ -29,6 +33,11 @@ config_app = typer.Typer(help="Show the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 ohif_app = typer.Typer(help="The OHIF Viewer served under /ohif/.", no_args_is_help=True)
 app.add_typer(ohif_app, name="ohif")
+user_app = typer.Typer(
+    help="Users who sign in to the console, the API and DICOMweb (run on the server).",
+    no_args_is_help=True,
+)
+app.add_typer(user_app, name="user")
 console = Console()
 errors = Console(stderr=True)
 
@@ -610,6 +619,138 @@ def ohif_install(
         except (ohif.InstallError, OSError) as exc:
             raise fail(f"OHIF not installed: {exc}") from exc
     console.print(Text(f"OHIF {wanted} installed in {folder}; open http://localhost:5000/ohif/"))
+
+
+PasswordOption = Annotated[
+    str | None,
+    typer.Option("--password", "-p", help="The password (asked for, hidden, when left out)"),
+]
+
+
+@contextlib.contextmanager
+def _accounts(config_file: Path | None) -> Iterator[Session]:
+    """One write transaction on the index of the configured server (made on first use, with
+    the first start's admin)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from openpacs.accounts import users
+    from openpacs.archive import db
+    from openpacs.archive.core import open_core
+
+    settings = _settings(config_file)
+    try:
+        core = open_core(settings)
+    except (SQLAlchemyError, OSError) as exc:
+        raise fail(f"cannot open the index at {settings.database.url}: {exc}") from exc
+    try:
+        with core.writing() as session:
+            users.ensure_admin(session)
+            yield session
+    except SQLAlchemyError as exc:
+        raise fail(f"the index did not take the change: {db.describe(exc)}") from exc
+    finally:
+        core.close()
+
+
+def _new_password(given: str | None) -> str:
+    if given is not None:
+        return given
+    return str(typer.prompt("New password", hide_input=True, confirmation_prompt=True))
+
+
+@user_app.command("list")
+def user_list(config_file: ConfigOption = None) -> None:
+    """Every user with role and state."""
+    from openpacs.accounts import users
+
+    table = Table("user", "role", "state", "last sign-in")
+    with _accounts(config_file) as session:
+        for user in users.list_users(session):
+            state = "disabled" if user.disabled else "active"
+            if user.must_change_password:
+                state += ", must change password"
+            last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "-"
+            table.add_row(Text(user.username), user.role, state, last)
+    console.print(table)
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="User name (letters, digits, . _ @ -)")],
+    role: Annotated[str, typer.Option(help="admin, operator or viewer")] = "viewer",
+    password: PasswordOption = None,
+    must_change: Annotated[
+        bool,
+        typer.Option(
+            help="Ask for a new password at first sign-in (--no-must-change for a script's user)"
+        ),
+    ] = True,
+    config_file: ConfigOption = None,
+) -> None:
+    """Add a user."""
+    from openpacs.accounts import ArchiveError, Role, users
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise fail(f"role {role!r}: use admin, operator or viewer", 2) from None
+    secret = _new_password(password)
+    with _accounts(config_file) as session:
+        minimum = _settings(config_file).auth.min_password_length
+        try:
+            users.create(
+                session,
+                username,
+                secret,
+                chosen,
+                min_length=minimum,
+                must_change_password=must_change,
+            )
+        except (ArchiveError, ValueError) as exc:
+            raise fail(f"user {username!r} not added: {exc}") from exc
+    console.print(Text(f"user {username!r} added as {chosen.value}"))
+
+
+@user_app.command("passwd")
+def user_passwd(
+    username: Annotated[str, typer.Argument(help="The user, e.g. admin")],
+    password: PasswordOption = None,
+    must_change: Annotated[
+        bool, typer.Option(help="Ask the user for a new password at next sign-in")
+    ] = False,
+    config_file: ConfigOption = None,
+) -> None:
+    """Set a user's password (a forgotten one too); lifts a lockout and ends their sessions."""
+    from openpacs.accounts import ArchiveError, users
+
+    secret = _new_password(password)
+    with _accounts(config_file) as session:
+        minimum = _settings(config_file).auth.min_password_length
+        try:
+            user = users.get(session, username)
+            users.reset_password(session, user, secret, min_length=minimum, must_change=must_change)
+        except ArchiveError as exc:
+            raise fail(f"password not changed: {exc}") from exc
+    console.print(Text(f"password of {username!r} changed; their sessions ended"))
+
+
+@user_app.command("delete")
+def user_delete(
+    username: Annotated[str, typer.Argument(help="The user to delete")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    config_file: ConfigOption = None,
+) -> None:
+    """Delete a user with their sessions and tokens (never the last enabled admin)."""
+    from openpacs.accounts import ArchiveError, users
+
+    if not yes:
+        typer.confirm(f"Delete user {username!r} with their sessions and tokens?", abort=True)
+    with _accounts(config_file) as session:
+        try:
+            users.delete_user(session, username)
+        except ArchiveError as exc:
+            raise fail(f"user {username!r} not deleted: {exc}") from exc
+    console.print(Text(f"user {username!r} deleted"))
 
 
 def _progress() -> Progress:

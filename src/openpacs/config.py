@@ -340,20 +340,6 @@ class DicomWebSettings(Section):
         description="Origins allowed to call from a browser (CORS), e.g. https://viewer.site; "
         "empty list: CORS off; ['*']: any origin",
     )
-    allow_loopback: bool = Field(
-        True,
-        description=(
-            "Let clients on this machine in without credentials (not when the request came "
-            "through a proxy that names another client in X-Forwarded-For)"
-        ),
-    )
-    username: str = Field(
-        "", description="HTTP Basic user name other clients must give; empty: no Basic login"
-    )
-    password: str = Field("", description="HTTP Basic password for username")
-    token: str = Field(
-        "", description="Bearer token other clients may give instead; empty: no token login"
-    )
     anonymize_key: str = Field(
         "",
         description=(
@@ -368,6 +354,63 @@ class DicomWebSettings(Section):
         if key and len(key.encode("utf-8")) < 16:
             raise ValueError("anonymize_key needs at least 16 characters (or empty)")
         return key
+
+
+class CookieSecure(StrEnum):
+    """When the session cookie carries the Secure attribute."""
+
+    auto = "auto"
+    true = "true"
+    false = "false"
+
+
+class AuthSettings(Section):
+    """Sign-in and access for every HTTP route (`openpacs user passwd admin` resets a password)"""
+
+    # Every route that gives out or takes in data (DICOMweb, WADO-URI, /api/*, OHIF) needs a
+    # session, a personal API token or HTTP Basic; see openpacs.web.auth.
+
+    anonymous_read: bool = Field(
+        False,
+        description=(
+            "Let requests without credentials read (GET/HEAD: images, searches, lists); "
+            "only for a closed network. Changes (POST, PUT, DELETE) still need a user"
+        ),
+    )
+    session_hours: float = Field(
+        12, gt=0, description="A signed-in session ends this many hours after sign-in"
+    )
+    idle_minutes: float = Field(60, gt=0, description="A session unused for this many minutes ends")
+    max_failures: int = Field(
+        5,
+        ge=1,
+        description=(
+            "Failed sign-ins (form or HTTP Basic) within failure_window_minutes, per user "
+            "name and per client address, before sign-in is locked"
+        ),
+    )
+    failure_window_minutes: float = Field(
+        15, gt=0, description="The window in which failed sign-ins are counted"
+    )
+    lockout_minutes: float = Field(
+        15, gt=0, description="How long a user name or client address stays locked out"
+    )
+    min_password_length: int = Field(
+        8, ge=4, le=128, description="Shortest password accepted when one is set or changed"
+    )
+    cookie_secure: CookieSecure = Field(
+        CookieSecure.auto,
+        description=(
+            "Secure attribute of the session cookies: auto (when the request came over HTTPS, "
+            "X-Forwarded-Proto: https included), true (always), false (never)"
+        ),
+    )
+
+    @field_validator("cookie_secure", mode="before")
+    @classmethod
+    def _secure_as_bool(cls, value: object) -> object:
+        # `cookie_secure = true` in TOML is a boolean, not the text "true".
+        return str(value).lower() if isinstance(value, bool) else value
 
 
 class DatabaseSettings(Section):
@@ -610,6 +653,7 @@ class Settings(BaseSettings):
     printscp: PrintScpSettings = Field(default_factory=PrintScpSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

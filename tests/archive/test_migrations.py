@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from openpacs.archive import db
 
@@ -27,5 +27,36 @@ def test_folded_names_are_filled_in_for_existing_patients(database_url: str) -> 
             folded = conn.execute(text("SELECT patient_name_folded FROM patient")).scalar_one()
         assert folded == " muller jurgen "
         command.downgrade(config, "0002")
+    finally:
+        engine.dispose()
+
+
+def test_accounts_tables_come_and_go_with_0008(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        config = db._alembic_config(engine)
+        db.migrate(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO app_user (username, password_hash, role, disabled, "
+                    "must_change_password, created_at, updated_at, password_changed_at) VALUES "
+                    "('张三', 'x', 'viewer', false, true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, "
+                    "CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO audit_event (at, action, study_instance_uid) "
+                    "VALUES (CURRENT_TIMESTAMP, 'opened', '1.2.3')"
+                )
+            )
+        command.downgrade(config, "0007")
+        tables = set(inspect(engine).get_table_names())
+        assert not tables & {"app_user", "user_session", "api_token", "login_throttle"}
+        assert "audit_event" not in tables and "print_job" in tables
+        db.migrate(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM app_user")).scalar_one() == 0
     finally:
         engine.dispose()

@@ -8,18 +8,29 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import free_port
+from tests.conftest import REQUIRE_PEERS, free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 OPENPACS = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "openpacs"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",
                  "--enable-unsafe-swiftshader", "--disable-dev-shm-usage"]  # fmt: skip
+
+
+def require_built(built: bool, message: str) -> None:
+    """Skip when what `make setup` builds with npm (OHIF, the console) is missing; fail when
+    peers are required (CI), where npm is."""
+    if built:
+        return
+    if REQUIRE_PEERS:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @dataclass(frozen=True)
@@ -29,9 +40,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(work: Path, **environment: str) -> Iterator[Server]:
+def serve(work: Path, users: Sequence[tuple[str, str, str]] = ()) -> Iterator[Server]:
     """`openpacs serve` with its index, storage and logs in `work`, every listener on a free
-    port of 127.0.0.1, healthy before this yields; stopped afterwards."""
+    port of 127.0.0.1, healthy before this yields; stopped afterwards. `users` (name, role,
+    password) are added first with `openpacs user add`, their passwords final."""
     http, dicom = free_port(), free_port()
     env = {
         **os.environ,
@@ -50,8 +62,10 @@ def serve(work: Path, **environment: str) -> Iterator[Server]:
         "OPENPACS_DATABASE__URL": f"sqlite:///{work / 'index.db'}",
         "OPENPACS_LOGGING__DIR": str(work / "logs"),
         "OPENPACS_LOGGING__CONSOLE": "false",
-        **environment,
     }
+    for name, role, password in users:
+        add = ["user", "add", name, "--role", role, "--password", password, "--no-must-change"]
+        subprocess.run([str(OPENPACS), *add], env=env, check=True, capture_output=True)
     log = (work / "serve.log").open("w")
     process = subprocess.Popen([str(OPENPACS), "serve"], env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{http}"
@@ -110,3 +124,19 @@ def screenshot(page: object, name: str) -> None:
     assert isinstance(page, Page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def signed_in_page(
+    browser: object, base: str, username: str, password: str, locale: str = "en-US"
+) -> object:
+    """A page (playwright Page) of a fresh browser context whose language is `locale`, signed in
+    through the API: its requests carry the session cookie, as after the console's sign-in."""
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 900})
+    signed = context.request.post(
+        f"{base}/api/auth/login", data={"username": username, "password": password}
+    )
+    assert signed.ok, signed.text()
+    return context.new_page()

@@ -13,14 +13,23 @@ import io
 import time
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 from pydicom import dcmread
 
 from openpacs.web import ohif
-from tests.conftest import REQUIRE_PEERS, need
-from tests.e2e.serve import ARTIFACTS, chromium, screenshot, serve, store_files
+from tests.conftest import need
+from tests.e2e.serve import (
+    ARTIFACTS,
+    chromium,
+    require_built,
+    screenshot,
+    serve,
+    signed_in_page,
+    store_files,
+)
 from tests.generators import ct_series
 
 pytestmark = [pytest.mark.peer, pytest.mark.e2e]
@@ -28,14 +37,15 @@ pytestmark = [pytest.mark.peer, pytest.mark.e2e]
 SLICES = 40
 VIEWPORT_BOXES = """() => [...document.querySelectorAll('[data-viewport-uid]')].map(e => {
     const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })"""
+# The browser signs in as this user (through the API, keeping the session cookie).
+USER = "e2e-viewer"
+PASSWORD = "e2e-viewer-password"
 
 
 def _require_ohif() -> None:
-    if ohif.installed_version() is None:
-        message = "OHIF is not installed: run `make setup` (needs npm)"
-        if REQUIRE_PEERS:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_built(
+        ohif.installed_version() is not None, "OHIF is not installed: run `make setup` (needs npm)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     assert chromium_path
     storescu = need("storescu")
     work = tmp_path_factory.mktemp("ohif")
-    with serve(work) as running:
+    with serve(work, users=[(USER, "viewer", PASSWORD)]) as running:
         files = ct_series(work / "ct", SLICES, rows=256, columns=256)
         store_files(storescu, running, files)
         yield running.base, str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
@@ -97,18 +107,19 @@ def browser() -> Iterator[object]:
         yield launched
 
 
-def _page(browser: object) -> object:
-    from playwright.sync_api import Browser
-
-    assert isinstance(browser, Browser)
-    return browser.new_page(viewport={"width": 1400, "height": 900})
+def _page(browser: object, base: str) -> object:
+    """Signed in: OHIF's DICOMweb requests carry the session cookie, as they do for a user who
+    signed in to the console."""
+    return signed_in_page(browser, base, USER, PASSWORD)
 
 
 def test_study_list_shows_the_study(server: tuple[str, str], browser: object) -> None:
     from playwright.sync_api import Page
 
     base, _ = server
-    page = _page(browser)
+    assert httpx.get(f"{base}/dicomweb/studies", timeout=10).status_code == 401
+    assert httpx.get(f"{base}/ohif/", timeout=10).status_code == 401
+    page = _page(browser, base)
     assert isinstance(page, Page)
     page.goto(f"{base}/ohif/", timeout=60_000)
     page.get_by_text("ACC000000").first.wait_for(timeout=60_000)
@@ -127,7 +138,7 @@ def test_viewer_draws_the_ct(
     from playwright.sync_api import Page
 
     base, study = server
-    page = _page(browser)
+    page = _page(browser, base)
     assert isinstance(page, Page)
     page.goto(f"{base}/ohif/viewer?StudyInstanceUIDs={study}{layout}", timeout=60_000)
     name = layout.rsplit("=", 1)[-1] or "stack"

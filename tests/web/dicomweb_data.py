@@ -8,11 +8,9 @@ large private OB), MR_small_jpeg_ls_lossless (JPEG-LS, signed), emri_small_jpeg_
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -26,6 +24,7 @@ from openpacs.config import Settings
 from openpacs.web.app import create_app
 from tests.conftest import make_settings, sample
 from tests.generators import ct_series
+from tests.web.client import Client
 
 ZHANG = "Zhang^San=张^三"
 MULLER = "Müller^Jürgen"
@@ -55,28 +54,6 @@ class Item:
     @property
     def path(self) -> str:
         return f"{self.series_path}/instances/{self.sop}"
-
-
-class Client:
-    """A synchronous client for the app through httpx's ASGI transport, from `peer`."""
-
-    def __init__(self, app: FastAPI, peer: tuple[str, int] = ("127.0.0.1", 40000)) -> None:
-        self.app = app
-        self.peer = peer
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app, client=self.peer)
-            async with httpx.AsyncClient(transport=transport, base_url="http://openpacs") as http:
-                return await http.request(method, path, **kwargs)
-
-        return asyncio.run(send())
-
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", path, **kwargs)
 
 
 @dataclass

@@ -6,14 +6,11 @@ failures are real too (a storage root that is no longer a folder, an index that 
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from pydicom import dcmread
 
 import openpacs
@@ -23,24 +20,7 @@ from openpacs.config import Settings
 from openpacs.web.app import create_app
 from tests.conftest import free_port, make_settings, sample
 from tests.generators import ct_series
-
-
-class Client:
-    """A synchronous HTTP client for the app, in process through httpx's ASGI transport.
-
-    (starlette's TestClient warns about httpx, and the test suite turns warnings into errors.)
-    """
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    def get(self, path: str) -> httpx.Response:
-        async def fetch() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://openpacs") as http:
-                return await http.get(path)
-
-        return asyncio.run(fetch())
+from tests.web.client import Client
 
 
 @pytest.fixture
@@ -123,7 +103,7 @@ def core_without_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 
 def test_health_names_an_unreachable_index(core_without_index: Core) -> None:
-    response = Client(create_app(core_without_index)).get("/health")
+    response = Client(create_app(core_without_index), role=None).get("/health")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
@@ -246,9 +226,10 @@ def test_system_answers_503_when_the_index_is_unreachable(tmp_path: Path) -> Non
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'db' / 'index.db'}")
     core = open_core(settings)
     try:
+        client = Client(create_app(core))  # signed in while the index was there
         core.engine.dispose()
         shutil.rmtree(tmp_path / "db")
-        response = Client(create_app(core)).get("/api/system")
+        response = client.get("/api/system")
         assert response.status_code == 503
         assert "index" in response.json()["detail"]
     finally:

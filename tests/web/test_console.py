@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from openpacs.archive.core import Core
 from openpacs.web import console
+from openpacs.web.app import create_app
 from tests.web.client import Client
 
 INDEX = '<!doctype html><div id="app"></div><script src="/assets/index-abc123.js"></script>'
@@ -34,7 +35,7 @@ def _app(folder: Path) -> Client:
         return {"route": "known"}
 
     app.include_router(console.router(folder))
-    return Client(app)
+    return Client(app, role=None)
 
 
 @pytest.mark.parametrize("path", ["/", "/studies", "/sign-in", "/studies/deep/link?x=1"])
@@ -94,7 +95,11 @@ def test_the_app_mounts_the_console_last(client: Client, core: Core) -> None:
     unknown = client.get("/api/no-such-route")
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/json"
-    home = client.get("/")
-    assert home.status_code in (200, 503)
-    assert home.headers["content-type"].startswith("text/html")
     assert "/" not in client.get("/openapi.json").json()["paths"]
+    # The console's pages and files need no sign-in (the sign-in page is one of them).
+    anonymous = Client(create_app(core), role=None)
+    for path in ("/", "/sign-in", "/studies"):
+        page = anonymous.get(path)
+        assert page.status_code in (200, 503)  # 503: not built, says what to install
+        assert page.headers["content-type"].startswith("text/html")
+    assert anonymous.get("/api/no-such-route").status_code in (401, 404)

@@ -15,15 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import uvicorn
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 from pydicom import Dataset, dcmread
 
+from openpacs.accounts import Role
 from openpacs.dicom import frames
 from openpacs.dicom import json as dj
 from tests.conftest import free_port
 from tests.generators import ct_series
+from tests.web.client import TEST_PASSWORD, make_user, token_for
 from tests.web.dicomweb_data import ZHANG, Loaded, build
 
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -46,7 +49,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loaded, D
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
-    client = DICOMwebClient(url=f"http://127.0.0.1:{port}/dicomweb")
+    # As a DICOMweb client signs in: HTTP Basic on a requests session (an operator may store).
+    session = requests.Session()
+    session.auth = (make_user(loaded.core, Role.operator), TEST_PASSWORD)
+    client = DICOMwebClient(url=f"http://127.0.0.1:{port}/dicomweb", session=session)
     try:
         yield loaded, client
     finally:
@@ -229,3 +235,43 @@ def test_store_then_find_and_retrieve(
     for path in paths:
         assert_same_object(by_uid[dcmread(path).SOPInstanceUID], path)
     assert ZHANG not in str(found)
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+def status_of(error: requests.HTTPError) -> int:
+    assert error.response is not None
+    return error.response.status_code
+
+
+def _client(base_url: str, **headers: str) -> DICOMwebClient:
+    session = requests.Session()
+    session.headers.update(headers)
+    return DICOMwebClient(url=base_url, session=session)
+
+
+def test_bearer_token_reads_and_nothing_without_credentials(
+    served: tuple[Loaded, DICOMwebClient],
+) -> None:
+    loaded, basic = served
+    ct = loaded.ct[0]
+    token = token_for(loaded.core, Role.viewer)
+    viewer = _client(basic.base_url, Authorization=f"Bearer {token}")
+    (found,) = viewer.search_for_studies(search_filters={"PatientID": "ZS001"})
+    assert value(found, "0020000D") == ct.study
+    assert len(viewer.retrieve_series(ct.study, ct.series)) == 4
+    for anonymous in (
+        _client(basic.base_url),
+        _client(basic.base_url, Authorization="Bearer opt_not-a-token"),
+    ):
+        with pytest.raises(requests.HTTPError) as refused:
+            anonymous.search_for_studies()
+        assert status_of(refused.value) == 401
+    wrong = requests.Session()
+    wrong.auth = (make_user(loaded.core, Role.operator), "not the password")
+    with pytest.raises(requests.HTTPError) as refused:
+        DICOMwebClient(url=basic.base_url, session=wrong).search_for_studies()
+    assert status_of(refused.value) == 401
+    assert refused.value.response is not None
+    assert refused.value.response.headers["WWW-Authenticate"] == 'Basic realm="openpacs"'

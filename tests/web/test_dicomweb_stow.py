@@ -13,7 +13,8 @@ from openpacs.archive.core import Core
 from openpacs.web.app import create_app
 from tests.conftest import sample
 from tests.generators import ct_series
-from tests.web.dicomweb_data import Client, settings_for
+from tests.web.client import Client
+from tests.web.dicomweb_data import settings_for
 
 BOUNDARY = "b0undary-42"
 CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'

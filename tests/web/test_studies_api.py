@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
+from openpacs.accounts import Role
 from openpacs.archive.core import Core
 from openpacs.web.app import create_app
 from tests.generators import ct_series
 from tests.web.client import Client
-from tests.web.dicomweb_data import Client as RemoteClient
 from tests.web.dicomweb_data import store
 
 ZHANG = "Zhang^San=张^三"
@@ -187,7 +187,14 @@ def test_series_of_unknown_or_malformed_study(client: Client, studies: dict[str,
     assert "StudyInstanceUID" in refused.text
 
 
-def test_patient_data_needs_credentials_from_elsewhere(core: Core, studies: dict[str, str]) -> None:
-    remote = RemoteClient(create_app(core), peer=("192.0.2.7", 40000))
-    for path in ("/api/studies", f"/api/studies/{studies['ZS001']}/series"):
-        assert remote.get(path).status_code == 401
+def test_patient_data_needs_credentials(core: Core, studies: dict[str, str]) -> None:
+    app = create_app(core)
+    paths = ("/api/studies", f"/api/studies/{studies['ZS001']}/series")
+    anonymous = Client(app, role=None)
+    for path in paths:
+        refused = anonymous.get(path, headers={"X-Requested-With": "openpacs-console"})
+        assert refused.status_code == 401
+        assert "www-authenticate" not in refused.headers  # no Basic dialog over the console
+    viewer = Client(app, role=Role.viewer)
+    for path in paths:
+        assert viewer.get(path).status_code == 200

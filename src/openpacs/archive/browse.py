@@ -23,31 +23,32 @@ from openpacs.archive.errors import NotFound
 
 MAX_PAGE = 500
 
-# What the study list and a study's series rows show, by keyword.
-STUDY_KEYS = (
-    "StudyInstanceUID",
-    "PatientID",
-    "PatientName",
-    "PatientSex",
-    "PatientBirthDate",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "StudyDescription",
-    "ReferringPhysicianName",
-    "ModalitiesInStudy",
-    "NumberOfStudyRelatedSeries",
-    "NumberOfStudyRelatedInstances",
-)
-SERIES_KEYS = (
-    "SeriesInstanceUID",
-    "SeriesNumber",
-    "Modality",
-    "SeriesDescription",
-    "BodyPartExamined",
-    "SeriesDate",
-    "NumberOfSeriesRelatedInstances",
-)
+# What the study list and a study's series rows show: the name each goes by in an item, and
+# the attribute it is.
+STUDY_FIELDS = {
+    "study_instance_uid": "StudyInstanceUID",
+    "patient_id": "PatientID",
+    "patient_name": "PatientName",
+    "patient_sex": "PatientSex",
+    "patient_birth_date": "PatientBirthDate",
+    "study_date": "StudyDate",
+    "study_time": "StudyTime",
+    "accession_number": "AccessionNumber",
+    "study_description": "StudyDescription",
+    "referring_physician_name": "ReferringPhysicianName",
+    "modalities": "ModalitiesInStudy",
+    "number_of_series": "NumberOfStudyRelatedSeries",
+    "number_of_instances": "NumberOfStudyRelatedInstances",
+}
+SERIES_FIELDS = {
+    "series_instance_uid": "SeriesInstanceUID",
+    "series_number": "SeriesNumber",
+    "modality": "Modality",
+    "series_description": "SeriesDescription",
+    "body_part_examined": "BodyPartExamined",
+    "series_date": "SeriesDate",
+    "number_of_instances": "NumberOfSeriesRelatedInstances",
+}
 
 
 class Sort(enum.StrEnum):
@@ -87,12 +88,12 @@ class StudyFilters:
 @dataclass(frozen=True)
 class Page:
     total: int
-    items: list[dict[str, Any]]  # keyword → value, as the engine returns it (str, int, list)
+    items: list[dict[str, Any]]  # STUDY_FIELDS' names → values as the engine gives them
 
 
-def _identifier(keys: tuple[str, ...], values: dict[str, Any]) -> Dataset:
+def _identifier(fields: dict[str, str], values: dict[str, Any]) -> Dataset:
     identifier = Dataset()
-    for keyword in keys:
+    for keyword in fields.values():
         setattr(identifier, keyword, values.get(keyword))
     return identifier
 
@@ -133,10 +134,10 @@ def studies(
         case_insensitive=frozenset({"StudyDescription"}),
         order_by=order_keys(sort, descending),
     )
-    identifier = _identifier(STUDY_KEYS, _filter_values(filters))
+    identifier = _identifier(STUDY_FIELDS, _filter_values(filters))
     plan = query.prepare(identifier, query.Level.STUDY, query.Model.STUDY_ROOT, options)
     answers = plan.run(session)
-    items = [_by_keyword(record) for record in answers.records()]
+    items = [_named(STUDY_FIELDS, record) for record in answers.records()]
     total = plan.count(session) if answers.more or offset else len(items)
     return Page(total=total, items=items)
 
@@ -144,15 +145,16 @@ def studies(
 def series_of(session: Session, study_instance_uid: str) -> list[dict[str, Any]]:
     """The series of a stored study in their numbering; NotFound when the study is not here.
     The UID must have been checked (a wildcard here would list every series)."""
-    identifier = _identifier(SERIES_KEYS, {})
+    identifier = _identifier(SERIES_FIELDS, {})
     identifier.StudyInstanceUID = study_instance_uid
     answers = query.find(session, identifier, query.Level.SERIES, query.Model.STUDY_ROOT)
-    found = [_by_keyword(record) for record in answers.records()]
+    found = [_named(SERIES_FIELDS, record) for record in answers.records()]
     if not found:
         raise NotFound(f"study {study_instance_uid} is not in the archive")
     return found
 
 
-def _by_keyword(record: list[query.Element]) -> dict[str, Any]:
-    # Answers come in the identifier's order, which pydicom keeps by tag: named by tag here.
-    return {keyword_for_tag(tag): value for tag, _, value in record}
+def _named(fields: dict[str, str], record: list[query.Element]) -> dict[str, Any]:
+    # Answers come in the identifier's order, which pydicom keeps by tag: matched by tag here.
+    by_keyword = {keyword_for_tag(tag): value for tag, _, value in record}
+    return {name: by_keyword[keyword] for name, keyword in fields.items()}

@@ -406,3 +406,83 @@ class PrintFilm(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
 
     job: Mapped[PrintJob] = relationship(back_populates="films", lazy="raise")
+
+
+# --- Users, sessions, API tokens, sign-in throttling, audit (openpacs.accounts) ---------------
+
+
+class User(Base):
+    """A person or script that signs in. `role` holds an accounts.Role value; only an argon2id
+    hash of the password is kept."""
+
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    password_changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie carries a random id; only its SHA-256 is stored, so a
+    copy of the database lets no one in."""
+
+    __tablename__ = "user_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiToken(Base):
+    """A personal API token (bearer); only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins of one user name or one client address (`scope` user or address):
+    how many since `window_start`, and until when sign-in is locked."""
+
+    __tablename__ = "login_throttle"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class AuditEvent(Base):
+    """Who did what to which study (or other object), when, from where. Append-only."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index(None, "username", "at"), Index(None, "action", "at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now, index=True)
+    username: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    study_instance_uid: Mapped[str | None] = mapped_column(UID, index=True)
+    series_instance_uid: Mapped[str | None] = mapped_column(UID)
+    sop_instance_uid: Mapped[str | None] = mapped_column(UID)
+    # Anything else acted on: "user:bob", "token:3", "print_job:12", "node:ORTHANC".
+    object: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -102,6 +102,12 @@ def next_film_number(session: Session, job_id: int) -> int:
     return int(highest or 0) + 1
 
 
+def studies_of(session: Session, job_id: int) -> list[str]:
+    """The studies a job's films were stored in (for the audit log)."""
+    query = select(PrintFilm.study_instance_uid).where(PrintFilm.job_id == job_id).distinct()
+    return sorted(session.scalars(query))
+
+
 def delete(session: Session, job_id: int) -> str:
     """Remove the job and its films from the index; returns its folder for the caller to
     remove. A job still printing is refused (its association is writing into the folder)."""

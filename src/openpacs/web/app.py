@@ -1,22 +1,32 @@
-"""The HTTP application: health, system information, OpenAPI docs at /docs, the console at /."""
+"""The HTTP application: health, system information, OpenAPI docs at /docs, the console at /.
+
+Every route answers only to a signed-in user (`auth.require_access`, applied app-wide), except
+those marked `openapi_extra=auth.PUBLIC`: /health, /api/auth/login and the console's files."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from openpacs import __version__
+from openpacs.accounts import Clock, users, utcnow
+from openpacs.archive import db
 from openpacs.archive.core import Core
-from openpacs.web import console, dicomweb, errors, ohif
+from openpacs.logs import get_logger
+from openpacs.web import auth, console, dicomweb, errors, ohif
+from openpacs.web.api import accounts as accounts_api
 from openpacs.web.api import jobs as jobs_api
 from openpacs.web.api import nodes as nodes_api
 from openpacs.web.api import print as print_api
 from openpacs.web.api import studies as studies_api
 from openpacs.web.api import worklist as worklist_api
 from openpacs.web.api.deps import Services
+
+log = get_logger("api")
 
 
 class Counts(BaseModel):
@@ -43,15 +53,36 @@ class SystemInfo(BaseModel):
     storage_free_bytes: int
 
 
-def create_app(core: Core, services: Services | None = None) -> FastAPI:
-    """The app over `core`; `services` (from server.py) lends it the DIMSE side, e.g. C-ECHO."""
+def _first_admin(core: Core) -> None:
+    """On the first start, `admin` / `admin` (to be changed at first sign-in)."""
+    try:
+        with core.writing() as session:
+            made = users.ensure_admin(session)
+    except SQLAlchemyError as exc:  # /health says what is wrong; the next start makes it
+        log.warning("could not check for the first admin: %s", db.describe(exc))
+        return
+    if made is not None:
+        log.warning(
+            "first start: user 'admin' with password 'admin' made; sign in and change it "
+            "(or run `openpacs user passwd admin`)"
+        )
+
+
+def create_app(
+    core: Core, services: Services | None = None, *, clock: Clock | None = None
+) -> FastAPI:
+    """The app over `core`; `services` (from server.py) lends it the DIMSE side, e.g. C-ECHO;
+    `clock` is the time sessions and lockouts go by (tests move it)."""
     app = FastAPI(
         title="openpacs",
         version=__version__,
         description="A lightweight PACS: DICOM archive, DICOMweb and REST API.",
+        dependencies=[Depends(auth.require_access)],
     )
     app.state.core = core
     app.state.services = services or Services()
+    app.state.access = auth.Access(core.settings.auth, clock or utcnow)
+    _first_admin(core)
     errors.install(app)
     dicomweb.install(app, core)
     app.include_router(ohif.router())
@@ -60,8 +91,11 @@ def create_app(core: Core, services: Services | None = None) -> FastAPI:
     app.include_router(worklist_api.router)
     app.include_router(print_api.router)
     app.include_router(studies_api.router)
+    app.include_router(accounts_api.router)
+    app.include_router(accounts_api.users_router)
+    app.include_router(accounts_api.audit_router)
 
-    @app.get("/health", tags=["system"])
+    @app.get("/health", tags=["system"], openapi_extra=auth.PUBLIC)
     def health() -> JSONResponse:
         """200 when the index and the storage are reachable, 503 with the reason otherwise."""
         state = core.check()

@@ -15,6 +15,8 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from openpacs.web import auth
+
 DEFAULT_DIR = Path(__file__).resolve().parent / "static" / "console"
 # First path segments that belong to the server, never to the console's router.
 SERVER_PREFIXES = frozenset(
@@ -33,7 +35,8 @@ def router(folder: Path = DEFAULT_DIR) -> APIRouter:
     routes = APIRouter(include_in_schema=False)
     root = folder.resolve()
 
-    @routes.get("/{path:path}")
+    # Public: the app's files hold no data; the sign-in page is one of them.
+    @routes.get("/{path:path}", openapi_extra=auth.PUBLIC)
     def console_file(path: str) -> Response:
         if path.split("/", 1)[0] in SERVER_PREFIXES:
             raise HTTPException(status_code=404, detail="Not Found")

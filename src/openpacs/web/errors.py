@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from openpacs import nodes
+from openpacs import accounts, nodes
 from openpacs.archive import errors
 from openpacs.logs import get_logger
 
@@ -13,6 +13,7 @@ log = get_logger("api")
 
 # Most specific first: the first matching class wins.
 HTTP_STATUS: tuple[tuple[type[errors.ArchiveError], int], ...] = (
+    (accounts.WeakPassword, 422),
     (errors.NotFound, 404),
     (errors.CannotConvert, 406),
     (errors.DuplicateRefused, 409),

@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from openpacs import jobs, logs, nodes
+from openpacs.accounts import Action
 from openpacs.archive.models import Job, JobFailure
 from openpacs.archive.retrieve import select_named
 from openpacs.dicom import qr
 from openpacs.dicom.uids import check_uid
+from openpacs.web import auth
 from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession, core_of
 
 log = logs.get_logger("api")
@@ -143,6 +145,7 @@ def store_job(
             status_code=422,
         )
     job = jobs.create(session, STORE_KIND, body.model_dump())
+    _audit(session, request, Action.sent, body, job)
     log.info("job %d queued: store %d instance(s) to %s", job.id, len(selected), body.node)
     # After the commit (background tasks run once the answer is out), or the worker misses it.
     background.add_task(services.wake_jobs)
@@ -170,8 +173,27 @@ class MoveIn(RetrieveIn):
     destination: str | None = Field(default=None, min_length=1, max_length=16)
 
 
+def _audit(
+    session: WriteSession, request: Request, action: Action, body: StoreIn | RetrieveIn, job: Job
+) -> None:
+    """One audit row per study and series named (instances: one row for all of them)."""
+    where, what = f"node:{body.node}", f"job {job.id}"
+    for study in body.studies:
+        auth.record_in(session, request, action, study=study, obj=where, detail=what)
+    for series in body.series:
+        auth.record_in(session, request, action, series=series, obj=where, detail=what)
+    if body.instances:
+        detail = f"{what}: {len(body.instances)} instance(s)"
+        auth.record_in(
+            session, request, action, instance=body.instances[0], obj=where, detail=detail
+        )
+    if isinstance(body, RetrieveIn) and body.patient_id:
+        auth.record_in(session, request, action, obj=where, detail=f"{what}: a patient")
+
+
 def _queue_retrieve(
     kind: str,
+    request: Request,
     body: RetrieveIn,
     session: WriteSession,
     services: ServicesDep,
@@ -184,6 +206,7 @@ def _queue_retrieve(
         log.warning("POST /api/jobs/%s -> 422: %s", kind, exc)
         return JSONResponse({"error": "InvalidSelection", "detail": str(exc)}, status_code=422)
     job = jobs.create(session, kind, body.model_dump(exclude_none=True))
+    _audit(session, request, Action.retrieved, body, job)
     log.info("job %d queued: %s %s from %s", job.id, kind, selection.describe(), body.node)
     background.add_task(services.wake_jobs)
     return JobOut.of(job)
@@ -202,11 +225,15 @@ RETRIEVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=RETRIEVE_RESPONSES,
 )
 def move_job(
-    body: MoveIn, session: WriteSession, services: ServicesDep, background: BackgroundTasks
+    body: MoveIn,
+    request: Request,
+    session: WriteSession,
+    services: ServicesDep,
+    background: BackgroundTasks,
 ) -> JobOut | JSONResponse:
     """Queue a job asking a node to C-MOVE studies, series or instances (or a patient) to
     `destination`, by default to us; follow it with GET /api/jobs/{id}."""
-    return _queue_retrieve(MOVE_KIND, body, session, services, background)
+    return _queue_retrieve(MOVE_KIND, request, body, session, services, background)
 
 
 @router.post(
@@ -216,11 +243,15 @@ def move_job(
     responses=RETRIEVE_RESPONSES,
 )
 def get_instances_job(
-    body: RetrieveIn, session: WriteSession, services: ServicesDep, background: BackgroundTasks
+    body: RetrieveIn,
+    request: Request,
+    session: WriteSession,
+    services: ServicesDep,
+    background: BackgroundTasks,
 ) -> JobOut | JSONResponse:
     """Queue a job fetching studies, series or instances (or a patient) from a node with
     C-GET into this archive; follow it with GET /api/jobs/{id}."""
-    return _queue_retrieve(GET_KIND, body, session, services, background)
+    return _queue_retrieve(GET_KIND, request, body, session, services, background)
 
 
 @router.get("/{job_id}", response_model=JobDetail)

@@ -7,15 +7,17 @@ import time
 from typing import Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from openpacs import logs, nodes
+from openpacs.accounts import Action
 from openpacs.archive.models import Node
 from openpacs.config import NodeSettings, NodeUse, Permission
 from openpacs.dicom import json as dicom_json
 from openpacs.dicom import qr
+from openpacs.web import auth
 from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession
 
 log = logs.get_logger("api")
@@ -69,10 +71,16 @@ def list_nodes(session: ReadSession) -> list[NodeOut]:
     return [NodeOut.of(node) for node in nodes.list_nodes(session)]
 
 
-@router.post("", response_model=NodeOut, status_code=status.HTTP_201_CREATED)
-def add_node(spec: NodeIn, session: WriteSession, response: Response) -> NodeOut:
-    """Register a node; 409 when the name is taken."""
+@router.post(
+    "",
+    response_model=NodeOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[auth.AdminOnly],
+)
+def add_node(spec: NodeIn, session: WriteSession, request: Request, response: Response) -> NodeOut:
+    """Register a node (admin); 409 when the name is taken."""
     node = nodes.create(session, spec)
+    auth.record_in(session, request, Action.changed, obj=f"node:{node.name}", detail="added")
     log.info("node %s added: %s@%s:%d", node.name, node.ae_title, node.host, node.port)
     response.headers["Location"] = f"/api/nodes/{quote(node.name)}"  # names may be Chinese
     return NodeOut.of(node)
@@ -83,18 +91,21 @@ def get_node(name: str, session: ReadSession) -> NodeOut:
     return NodeOut.of(nodes.get(session, name))
 
 
-@router.put("/{name}", response_model=NodeOut)
-def replace_node(name: str, spec: NodeIn, session: WriteSession) -> NodeOut:
-    """Replace a node's fields; a different `name` in the body renames it. A node written in
-    openpacs.toml takes the file's values again at the next start."""
+@router.put("/{name}", response_model=NodeOut, dependencies=[auth.AdminOnly])
+def replace_node(name: str, spec: NodeIn, session: WriteSession, request: Request) -> NodeOut:
+    """Replace a node's fields (admin); a different `name` in the body renames it. A node
+    written in openpacs.toml takes the file's values again at the next start."""
     node = nodes.update(session, name, spec)
+    auth.record_in(session, request, Action.changed, obj=f"node:{name}", detail="changed")
     log.info("node %s changed: %s@%s:%d", node.name, node.ae_title, node.host, node.port)
     return NodeOut.of(node)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_node(name: str, session: WriteSession) -> Response:
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[auth.AdminOnly])
+def delete_node(name: str, session: WriteSession, request: Request) -> Response:
+    """Remove a node from the registry (admin)."""
     nodes.delete(session, name)
+    auth.record_in(session, request, Action.deleted, obj=f"node:{name}")
     log.info("node %s removed", name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 
 from openpacs import jobs as job_queue
 from openpacs import logs, nodes
+from openpacs.accounts import Action
 from openpacs.archive.errors import Conflict
 from openpacs.archive.models import PrintFilm, PrintJob
 from openpacs.printing import compose, jobs
 from openpacs.printing.errors import JobNotFound
+from openpacs.web import auth
 from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession, core_of
 from openpacs.web.api.jobs import JobOut as QueuedJob
 
@@ -150,7 +152,10 @@ def delete_job(job_id: int, session: WriteSession, request: Request) -> Response
     """Forget the job, its PNGs and archived image boxes; the films stored as Secondary
     Captures stay in the archive (they are images of a study like any other). 409 while the
     modality's association is still open."""
+    studies: list[str | None] = [*jobs.studies_of(session, job_id)]
     folder = jobs.delete(session, job_id)
+    for study in studies or [None]:  # a job without films: one row naming the job
+        auth.record_in(session, request, Action.deleted, study=study, obj=f"print_job:{job_id}")
     session.flush()
     if folder:
         shutil.rmtree(core_of(request).storage.print_dir / folder, ignore_errors=True)

@@ -1,19 +1,18 @@
 """/api/studies: the console's study list (search, sort, page) and a study's series with
-thumbnails. Patient data, so behind the same access check as DICOMweb."""
+thumbnails. Patient data: behind the app-wide access check (`web.auth`) like every route."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from openpacs.archive import browse
 from openpacs.web.api.deps import ReadSession
-from openpacs.web.auth import require_access
 from openpacs.web.dicomweb.common import uid
 
-router = APIRouter(prefix="/api/studies", tags=["studies"], dependencies=[Depends(require_access)])
+router = APIRouter(prefix="/api/studies", tags=["studies"])
 
 DATE = Query(pattern=r"^\d{8}$", description="YYYYMMDD, inclusive")
 SORTS = "|".join(sort.value for sort in browse.Sort)
@@ -49,24 +48,6 @@ class SeriesOut(BaseModel):
     series_date: str | None
     number_of_instances: int | None
     thumbnail_url: str  # WADO-RS series thumbnail (JPEG of the middle image), same origin
-
-
-def _study(found: dict[str, Any]) -> StudyOut:
-    return StudyOut(
-        study_instance_uid=found["StudyInstanceUID"],
-        patient_id=found["PatientID"],
-        patient_name=found["PatientName"],
-        patient_sex=found["PatientSex"],
-        patient_birth_date=found["PatientBirthDate"],
-        study_date=found["StudyDate"],
-        study_time=found["StudyTime"],
-        accession_number=found["AccessionNumber"],
-        study_description=found["StudyDescription"],
-        referring_physician_name=found["ReferringPhysicianName"],
-        modalities=found["ModalitiesInStudy"] or [],
-        number_of_series=found["NumberOfStudyRelatedSeries"],
-        number_of_instances=found["NumberOfStudyRelatedInstances"],
-    )
 
 
 @router.get("", response_model=StudyPage)
@@ -107,7 +88,9 @@ def search_studies(
         offset=offset,
         limit=limit,
     )
-    return StudyPage(total=page.total, items=[_study(found) for found in page.items])
+    items = [StudyOut.model_validate({**found, "modalities": found["modalities"] or []})
+             for found in page.items]  # fmt: skip
+    return StudyPage(total=page.total, items=items)
 
 
 @router.get("/{study}/series", response_model=list[SeriesOut])
@@ -116,14 +99,8 @@ def list_series(study: str, session: ReadSession) -> list[SeriesOut]:
     study = uid(study, "StudyInstanceUID")
     return [
         SeriesOut(
-            series_instance_uid=found["SeriesInstanceUID"],
-            series_number=found["SeriesNumber"],
-            modality=found["Modality"],
-            series_description=found["SeriesDescription"],
-            body_part_examined=found["BodyPartExamined"],
-            series_date=found["SeriesDate"],
-            number_of_instances=found["NumberOfSeriesRelatedInstances"],
-            thumbnail_url=f"/dicomweb/studies/{study}/series/{found['SeriesInstanceUID']}/thumbnail",
+            **found,
+            thumbnail_url=f"/dicomweb/studies/{study}/series/{found['series_instance_uid']}/thumbnail",
         )
         for found in browse.series_of(session, study)
     ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from openpacs import logs
+from openpacs.accounts import Action
+from openpacs.web import auth
 from openpacs.web.api.deps import ReadSession, WriteSession
 from openpacs.worklist import items, mpps
 from openpacs.worklist.spec import ItemSpec, Status
@@ -110,7 +112,9 @@ def replace_item(item_id: int, spec: ItemSpec, session: WriteSession) -> ItemOut
 
 
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_item(item_id: int, session: WriteSession) -> Response:
+def delete_item(item_id: int, session: WriteSession, request: Request) -> Response:
+    study = items.get(session, item_id).study_instance_uid
     items.delete(session, item_id)
+    auth.record_in(session, request, Action.deleted, study=study, obj=f"worklist_item:{item_id}")
     log.info("worklist item %d removed", item_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

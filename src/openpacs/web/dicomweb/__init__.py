@@ -1,15 +1,16 @@
 """DICOMweb: QIDO-RS, WADO-RS and STOW-RS at /dicomweb (also answered at /dicom-web), and
 WADO-URI at /wado. `install(app, core)` adds them to the application.
 
-Every route goes through one access check (`openpacs.web.auth`). Configuration: the
-`[dicomweb]` section of openpacs.toml.
+Every route goes through the app's one access check (`openpacs.web.auth`); opening a study's,
+series' or instance's data is written to the audit log. Configuration: the `[dicomweb]`
+section of openpacs.toml.
 """
 
 from __future__ import annotations
 
 import secrets
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -17,13 +18,12 @@ from openpacs.archive.core import Core
 from openpacs.archive.metadata import MetadataCache, MetadataSource
 from openpacs.logs import get_logger
 from openpacs.web import accesslog
-from openpacs.web.auth import require_access
 from openpacs.web.dicomweb import media, retrieve, search, store, uri, urls
 from openpacs.web.dicomweb.common import DicomWeb
 
 log = get_logger("wado")
 
-router = APIRouter(tags=["dicomweb"], dependencies=[Depends(require_access)])
+router = APIRouter(tags=["dicomweb"])
 router.include_router(search.router)
 router.include_router(retrieve.router)
 router.include_router(store.router)
@@ -44,7 +44,7 @@ def install(app: FastAPI, core: Core) -> None:
     app.state.dicomweb = DicomWeb(core, settings, metadata, key)
     for root in urls.ROOTS:
         app.include_router(router, prefix=root, include_in_schema=root == urls.ROOTS[0])
-    app.include_router(uri.router, tags=["dicomweb"], dependencies=[Depends(require_access)])
+    app.include_router(uri.router, tags=["dicomweb"])
     app.add_exception_handler(media.MediaError, _media_error)
     if settings.cors_origins:
         app.add_middleware(

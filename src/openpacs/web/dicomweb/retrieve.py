@@ -32,6 +32,7 @@ from openpacs.dicom import json as dj
 from openpacs.dicom import render
 from openpacs.dicom.codecs import NATIVE
 from openpacs.logs import get_logger
+from openpacs.web.auth import Opened
 from openpacs.web.dicomweb import media, urls
 from openpacs.web.dicomweb.common import (
     DicomWeb,
@@ -217,18 +218,22 @@ def _check_size(part: _StoredPart, size: int, *, final: bool = True) -> None:
         raise StorageUnavailable(f"{part.path.name} changed size while it was sent")
 
 
-@router.get("/studies/{study}", summary="WADO-RS: retrieve a study")
+@router.get("/studies/{study}", summary="WADO-RS: retrieve a study", dependencies=[Opened])
 def retrieve_study(study: str, request: Request) -> Response:
     return _retrieve(request, study, None, None)
 
 
-@router.get("/studies/{study}/series/{series}", summary="WADO-RS: retrieve a series")
+@router.get(
+    "/studies/{study}/series/{series}", summary="WADO-RS: retrieve a series", dependencies=[Opened]
+)
 def retrieve_series(study: str, series: str, request: Request) -> Response:
     return _retrieve(request, study, series, None)
 
 
 @router.get(
-    "/studies/{study}/series/{series}/instances/{sop}", summary="WADO-RS: retrieve an instance"
+    "/studies/{study}/series/{series}/instances/{sop}",
+    summary="WADO-RS: retrieve an instance",
+    dependencies=[Opened],
 )
 def retrieve_instance(study: str, series: str, sop: str, request: Request) -> Response:
     return _retrieve(request, study, series, sop)
@@ -271,12 +276,18 @@ def _metadata(request: Request, study: str, series: str | None, sop: str | None)
     return Response(found.body, media_type=media.DICOM_JSON, headers=headers)
 
 
-@router.get("/studies/{study}/metadata", summary="WADO-RS: metadata of a study")
+@router.get(
+    "/studies/{study}/metadata", summary="WADO-RS: metadata of a study", dependencies=[Opened]
+)
 def study_metadata(study: str, request: Request) -> Response:
     return _metadata(request, study, None, None)
 
 
-@router.get("/studies/{study}/series/{series}/metadata", summary="WADO-RS: metadata of a series")
+@router.get(
+    "/studies/{study}/series/{series}/metadata",
+    summary="WADO-RS: metadata of a series",
+    dependencies=[Opened],
+)
 def series_metadata(study: str, series: str, request: Request) -> Response:
     return _metadata(request, study, series, None)
 
@@ -284,6 +295,7 @@ def series_metadata(study: str, series: str, request: Request) -> Response:
 @router.get(
     "/studies/{study}/series/{series}/instances/{sop}/metadata",
     summary="WADO-RS: metadata of an instance",
+    dependencies=[Opened],
 )
 def instance_metadata(study: str, series: str, sop: str, request: Request) -> Response:
     return _metadata(request, study, series, sop)

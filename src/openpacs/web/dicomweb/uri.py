@@ -16,6 +16,7 @@ from openpacs.archive import outgoing
 from openpacs.archive.errors import CannotConvert, InvalidQuery
 from openpacs.archive.retrieve import StoredInstance
 from openpacs.dicom import codecs, render
+from openpacs.web.auth import Opened
 from openpacs.web.dicomweb import media
 from openpacs.web.dicomweb.common import one_instance, only, state, uid
 
@@ -93,7 +94,7 @@ def _content_types(request: Request, has_pixels: bool) -> list[str]:
     return types
 
 
-@router.get("/wado", summary="WADO-URI: one object, as DICOM or as an image")
+@router.get("/wado", summary="WADO-URI: one object, as DICOM or as an image", dependencies=[Opened])
 def wado(request: Request) -> Response:
     only(request, PARAMETERS)
     request_type = _required(request, "requestType")
