@@ -94,6 +94,7 @@ def test_lists_newest_first_with_names_as_stored(client: Client, studies: dict[s
         ({"patient_id": "*S001"}, ["ZS001"]),  # ...or by wildcard
         ({"patient_name": "张"}, ["ZS001"]),
         ({"patient_name": "张 三"}, ["ZS001"]),
+        ({"patient_name": "张三"}, ["ZS001"]),  # as people type it, without the separator
         ({"patient_name": "zhang"}, ["ZS001"]),
         ({"patient_name": "san zh"}, ["ZS001"]),
         ({"patient_name": "muller"}, ["MU001"]),

@@ -713,7 +713,7 @@ def _fuzzy(column: Column, text: str) -> ColumnElement[bool]:
 def _folded_fuzzy(folded: Column, text: str) -> ColumnElement[bool]:
     """Every query word starts some word of the name, accents and case aside: both sides are
     folded the same way (values.fold_name), so plain LIKE works on every database."""
-    words = (values.fold_name(text) or "").split()
+    words = (values.fold_name(text, stored=False) or "").split()
     if not words:
         return true()
     return and_(*(folded.like(f"% {m.Wildcard(w).like(ESCAPE)}%", escape=ESCAPE) for w in words))
