@@ -174,6 +174,12 @@ def test_search_finds_the_stored_study(server: tuple[Server, str], browser: obje
     )
     screenshot(page, "console-studies")
 
+    # The search is in the address: a reload (or a shared link) shows the same list.
+    assert "patient_name=" in page.url
+    page.reload()
+    expect(page.locator("input[name=patient_name]")).to_have_value("张", timeout=WAIT)
+    expect(page.locator("[data-test=studies] .el-table__row")).to_have_count(1, timeout=WAIT)
+
     page.fill("input[name=patient_name]", "李")
     page.click("[data-test=search]")
     expect(page.locator("[data-test=studies] .el-table__row")).to_have_count(0, timeout=WAIT)
