@@ -15,19 +15,31 @@ $(STAMP): pyproject.toml
 
 OHIF_STAMP := src/openpacs/web/static/ohif/.openpacs-ohif-version
 
-setup: $(STAMP) $(OHIF_STAMP)
+CONSOLE_STAMP := src/openpacs/web/static/console/index.html
+CONSOLE_SOURCES := $(shell find console -path console/node_modules -prune -o -type f -print 2>/dev/null)
+
+setup: $(STAMP) $(OHIF_STAMP) $(CONSOLE_STAMP)
 
 # The OHIF Viewer from the npm registry; without npm, openpacs runs and /ohif/ says what to do.
 $(OHIF_STAMP): src/openpacs/web/ohif.py | $(STAMP)
 	@if command -v npm >/dev/null; then $(BIN)/openpacs ohif install --force; \
 	else echo "npm not found: OHIF (/ohif/) skipped; install Node.js 20+ and run make run again"; fi
 
+# The web console (console/, Vue + Vite) built into the package's static folder, again only when
+# its sources change; `npm ci` only when the lock file changed. Without npm, / says what to do.
+$(CONSOLE_STAMP): $(CONSOLE_SOURCES)
+	@if command -v npm >/dev/null; then \
+		if [ ! console/node_modules/.package-lock.json -nt console/package-lock.json ]; then \
+			(cd console && npm ci --no-audit --no-fund); fi && \
+		(cd console && npm run build); \
+	else echo "npm not found: the web console (/) is not built; install Node.js 20.19+ and run make run again"; fi
+
 ## Start openpacs with embedded defaults (SQLite + files under ./data, logs under ./logs).
-run: $(STAMP) $(OHIF_STAMP)
+run: $(STAMP) $(OHIF_STAMP) $(CONSOLE_STAMP)
 	$(BIN)/openpacs serve
 
 ## Lint, type-check and run every test (peer tests skip with a message when a peer is missing).
-test: $(STAMP) $(OHIF_STAMP) lint typecheck
+test: $(STAMP) $(OHIF_STAMP) $(CONSOLE_STAMP) lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

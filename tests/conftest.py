@@ -48,6 +48,7 @@ PEER_PACKAGES = {
     "dcmpsprt": "dcmtk",
     "dcmprscu": "dcmtk",
     "dcmprscp": "dcmtk",
+    "nginx": "nginx",
 }
 
 

@@ -88,3 +88,30 @@ def test_accounts_tables_come_and_go_with_0009(database_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM app_user")).scalar_one() == 0
     finally:
         engine.dispose()
+
+
+def test_east_asian_names_fold_into_one_word_more_with_0010(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        config = db._alembic_config(engine)
+        command.upgrade(config, "0009")
+        with engine.begin() as conn:
+            for patient_id, name in (("P1", "Zhang^San=张^三"), ("P2", "Müller^Jürgen")):
+                conn.execute(
+                    text(
+                        "INSERT INTO patient (patient_id, issuer_of_patient_id, patient_name, "
+                        "patient_name_folded, number_of_studies, number_of_series, "
+                        "number_of_instances, created_at, updated_at) VALUES (:id, '', :name, "
+                        "'unchanged', 0, 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": patient_id, "name": name},
+                )
+        db.migrate(engine)
+        query = text("SELECT patient_name_folded FROM patient ORDER BY patient_id")
+        with engine.connect() as conn:
+            assert conn.execute(query).scalars().all() == [" zhang san 张 三 张三 ", "unchanged"]
+        command.downgrade(config, "0009")
+        with engine.connect() as conn:
+            assert conn.execute(query).scalars().all() == [" zhang san 张 三 ", "unchanged"]
+    finally:
+        engine.dispose()

@@ -10,12 +10,8 @@ Chromium is Debian's (`apt-get install chromium`), driven by Playwright's Python
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -24,107 +20,46 @@ from PIL import Image
 from pydicom import dcmread
 
 from openpacs.web import ohif
-from tests.conftest import REQUIRE_PEERS, free_port, need
+from tests.conftest import need
+from tests.e2e.serve import (
+    ARTIFACTS,
+    chromium,
+    require_built,
+    screenshot,
+    serve,
+    signed_in_page,
+    store_files,
+)
 from tests.generators import ct_series
 
 pytestmark = [pytest.mark.peer, pytest.mark.e2e]
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-OPENPACS = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "openpacs"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",
-                 "--enable-unsafe-swiftshader", "--disable-dev-shm-usage"]  # fmt: skip
 SLICES = 40
 VIEWPORT_BOXES = """() => [...document.querySelectorAll('[data-viewport-uid]')].map(e => {
     const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })"""
-
-
+# The browser signs in as this user (through the API, keeping the session cookie).
 USER = "e2e-viewer"
 PASSWORD = "e2e-viewer-password"
 
 
 def _require_ohif() -> None:
-    if ohif.installed_version() is None:
-        message = "OHIF is not installed: run `make setup` (needs npm)"
-        if REQUIRE_PEERS:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_built(
+        ohif.installed_version() is not None, "OHIF is not installed: run `make setup` (needs npm)"
+    )
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """`openpacs serve` holding one CT study; yields (base URL, StudyInstanceUID)."""
     _require_ohif()
-    chromium = need("chromium")
-    assert chromium
+    chromium_path = need("chromium")
+    assert chromium_path
     storescu = need("storescu")
     work = tmp_path_factory.mktemp("ohif")
-    http, dicom = free_port(), free_port()
-    env = {
-        **os.environ,
-        "OPENPACS_HTTP__HOST": "127.0.0.1",
-        "OPENPACS_HTTP__PORT": str(http),
-        "OPENPACS_STORESCP__HOST": "127.0.0.1",
-        "OPENPACS_STORESCP__PORT": str(dicom),
-        "OPENPACS_STORESCP__WORKERS": "1",
-        "OPENPACS_QRSCP__HOST": "127.0.0.1",
-        "OPENPACS_QRSCP__PORT": str(free_port()),
-        "OPENPACS_WORKLIST__HOST": "127.0.0.1",
-        "OPENPACS_WORKLIST__PORT": str(free_port()),
-        "OPENPACS_PRINTSCP__HOST": "127.0.0.1",
-        "OPENPACS_PRINTSCP__PORT": str(free_port()),
-        "OPENPACS_STORAGE__ROOT": str(work / "storage"),
-        "OPENPACS_DATABASE__URL": f"sqlite:///{work / 'index.db'}",
-        "OPENPACS_LOGGING__DIR": str(work / "logs"),
-        "OPENPACS_LOGGING__CONSOLE": "false",
-    }
-    # The browser signs in as this user (through the API, keeping the session cookie).
-    subprocess.run(
-        [
-            str(OPENPACS),
-            "user",
-            "add",
-            USER,
-            "--role",
-            "viewer",
-            "--password",
-            PASSWORD,
-            "--no-must-change",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    log = (work / "serve.log").open("w")
-    process = subprocess.Popen([str(OPENPACS), "serve"], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{http}"
-    try:
-        _wait_healthy(base, process)
+    with serve(work, users=[(USER, "viewer", PASSWORD)]) as running:
         files = ct_series(work / "ct", SLICES, rows=256, columns=256)
-        subprocess.run(
-            [storescu, "-aec", "STORESCP", "127.0.0.1", str(dicom), *map(str, files)],
-            env={**os.environ, "TCP_NODELAY": "1"},
-            check=True,
-            capture_output=True,
-        )
-        yield base, str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"openpacs serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("openpacs serve did not become healthy in 60 s")
+        store_files(storescu, running, files)
+        yield running.base, str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
 
 
 def _is_image(pixels: np.ndarray) -> bool:
@@ -167,31 +102,15 @@ def _drawn(page: object, name: str, minimum: int, timeout: float = 120) -> int:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
     _require_ohif()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _page(browser: object, base: str) -> object:
-    """A page of a browser context signed in through the API: OHIF's DICOMweb requests then
-    carry the session cookie, as they do for a user who signed in to the console."""
-    from playwright.sync_api import Browser
-
-    assert isinstance(browser, Browser)
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    signed = context.request.post(
-        f"{base}/api/auth/login", data={"username": USER, "password": PASSWORD}
-    )
-    assert signed.ok, signed.text()
-    return context.new_page()
+    """Signed in: OHIF's DICOMweb requests carry the session cookie, as they do for a user who
+    signed in to the console."""
+    return signed_in_page(browser, base, USER, PASSWORD)
 
 
 def test_study_list_shows_the_study(server: tuple[str, str], browser: object) -> None:
@@ -204,8 +123,7 @@ def test_study_list_shows_the_study(server: tuple[str, str], browser: object) ->
     assert isinstance(page, Page)
     page.goto(f"{base}/ohif/", timeout=60_000)
     page.get_by_text("ACC000000").first.wait_for(timeout=60_000)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "ohif-study-list.png"))
+    screenshot(page, "ohif-study-list")
     page.close()
 
 

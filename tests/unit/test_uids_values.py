@@ -52,7 +52,11 @@ def test_text_joins_multiple_values_and_drops_padding() -> None:
     ("name", "folded"),
     [
         ("Müller^Jürgen", " muller jurgen "),
-        ("Zhang^San=张^三=チョウ^サン", " zhang san 张 三 チョウ サン "),
+        # East Asian groups also run together, as people type them
+        ("Zhang^San=张^三=チョウ^サン", " zhang san 张 三 チョウ サン 张三 チョウサン "),
+        ("王^小明", " 王 小明 王小明 "),
+        ("王小明", " 王小明 "),
+        ("Wang^Xiaoming", " wang xiaoming "),
         ("  ", None),
         (None, None),
         ("ÅSTRÖM^ÉLISE^^DR", " astrom elise dr "),
@@ -60,3 +64,7 @@ def test_text_joins_multiple_values_and_drops_padding() -> None:
 )
 def test_fold_name(name: str | None, folded: str | None) -> None:
     assert values.fold_name(name) == folded
+
+
+def test_a_folded_query_is_only_split() -> None:
+    assert values.fold_name("zha 张^三", stored=False) == " zha 张 三 "

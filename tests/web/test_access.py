@@ -27,7 +27,8 @@ from tests.web.client import TEST_PASSWORD, Client, bearer, make_user, token_for
 from tests.web.dicomweb_data import store
 
 # Routes anyone may call: the sign-in, health, and FastAPI's documentation.
-PUBLIC_ROUTES = {("POST", "/api/auth/login"), ("GET", "/health")}
+# The console's catch-all (web/console.py) serves the app's files and pages, never data.
+PUBLIC_ROUTES = {("POST", "/api/auth/login"), ("GET", "/health"), ("GET", "/{path:path}")}
 DOCS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 CONSOLE = {"X-Requested-With": "openpacs-console"}
 

@@ -123,6 +123,9 @@ class QueryOptions:
     (QIDO-RS, or C-FIND with relational queries negotiated). combined_datetime: a DA and TM
     range pair is one instant range (QIDO-RS; C-FIND when negotiated). match_unknown: an
     entity with no value for a required key matches it (PS3.4 C.2.2.1.2).
+    case_insensitive: keys whose text values (LO, SH, ...) match regardless of case, against
+    PS3.4's rule for C-FIND (the console's free-text boxes). order_by: keywords to sort on
+    instead of the level's stable order, '-' first for descending; unknown values last.
     """
 
     limit: int | None = None
@@ -132,6 +135,8 @@ class QueryOptions:
     fuzzy: bool = False
     pn_case_sensitive: bool = False
     match_unknown: bool = False
+    case_insensitive: frozenset[str] = frozenset()
+    order_by: tuple[str, ...] = ()
 
 
 class Kind(enum.Enum):
@@ -398,6 +403,9 @@ def _check_request(level: Level, model: Model, options: QueryOptions) -> None:
         raise InvalidQuery("limit", f"{options.limit} is negative")
     if options.offset < 0:
         raise InvalidQuery("offset", f"{options.offset} is negative")
+    for key in options.order_by:
+        if field_for(key.removeprefix("-"), level) is None:
+            raise InvalidQuery(key.removeprefix("-"), f"not a key the {level} level sorts on")
 
 
 def _check_unique_keys(terms: Sequence[_Term], level: Level, model: Model) -> None:
@@ -566,7 +574,8 @@ class _Sql:
             return _instant(f.column, f.time, matcher)
         if isinstance(matcher, m.Range):
             return _between(f.column, matcher)
-        return self._text(f.column, matcher, ci=False, keyword=f.keyword)
+        ci = f.keyword in self.options.case_insensitive
+        return self._text(f.column, matcher, ci=ci, keyword=f.keyword)
 
     def _any(self, f: Field, matcher: m.AnyOf) -> ColumnElement[bool]:
         singles = [one.value for one in matcher.matchers if isinstance(one, m.Single)]
@@ -704,7 +713,7 @@ def _fuzzy(column: Column, text: str) -> ColumnElement[bool]:
 def _folded_fuzzy(folded: Column, text: str) -> ColumnElement[bool]:
     """Every query word starts some word of the name, accents and case aside: both sides are
     folded the same way (values.fold_name), so plain LIKE works on every database."""
-    words = (values.fold_name(text) or "").split()
+    words = (values.fold_name(text, stored=False) or "").split()
     if not words:
         return true()
     return and_(*(folded.like(f"% {m.Wildcard(w).like(ESCAPE)}%", escape=ESCAPE) for w in words))
@@ -738,19 +747,49 @@ class Plan:
         return list(chosen.values())
 
     def statement(self, dialect: str) -> Query:
-        sql = _Sql(dialect, self.options)
-        stmt = select(*self.columns()).select_from(_TABLES[self.level])
-        stmt = _join_up(stmt, self.level, self._top())
-        stmt = stmt.where(*(sql.term(term) for term in self.terms)).order_by(*_ORDER[self.level])
+        stmt = self._matching(dialect, *self.columns()).order_by(*self._order())
         if self.options.limit is not None:
             stmt = stmt.limit(self.options.limit + 1)  # one more says whether more exist
         if self.options.offset:
             stmt = stmt.offset(self.options.offset)
         return stmt
 
+    def count(self, session: Session) -> int:
+        """How many entities match, whatever the page (a paged list's total)."""
+        dialect = session.get_bind().dialect.name
+        matching = self._matching(dialect, _KEYS[self.level]).subquery()
+        try:
+            return int(session.scalar(select(func.count()).select_from(matching)) or 0)
+        except SQLAlchemyError as exc:
+            raise IndexUnavailable(f"index database unreachable: {db.describe(exc)}") from exc
+
+    def _matching(self, dialect: str, *columns: Column) -> Query:
+        sql = _Sql(dialect, self.options)
+        stmt = select(*columns).select_from(_TABLES[self.level])
+        stmt = _join_up(stmt, self.level, self._top())
+        return stmt.where(*(sql.term(term) for term in self.terms))
+
+    def _sorted_on(self) -> list[tuple[Field, bool]]:
+        found = []
+        for key in self.options.order_by:
+            chosen = field_for(key.removeprefix("-"), self.level)
+            assert chosen is not None  # prepare() refused unknown keys
+            found.append((chosen, key.startswith("-")))
+        return found
+
+    def _order(self) -> tuple[ColumnElement[Any], ...]:
+        if not self.options.order_by:
+            return _ORDER[self.level]
+        chosen = [
+            (f.column.desc() if descending else f.column.asc()).nulls_last()
+            for f, descending in self._sorted_on()
+        ]
+        return (*chosen, _KEYS[self.level].asc())  # ties in a stable order, so pages never overlap
+
     def _top(self) -> Level:
         used = [term.field.level for term in self.terms]
         used += [slot.field.level for slot in _flatten(self.slots) if slot.field is not None]
+        used += [f.level for f, _ in self._sorted_on()]
         return min(used, key=lambda lvl: lvl.rank, default=self.level)
 
     def run(self, session: Session) -> Answers:

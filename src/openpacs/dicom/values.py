@@ -100,16 +100,24 @@ def person_name(value: Any) -> NameGroups:
 _NAME_SEPARATORS = re.compile(r"[\s^=,\\]+")
 
 
-def fold_name(value: Any) -> str | None:
+def fold_name(value: Any, *, stored: bool = True) -> str | None:
     """A person name as folded words for accent- and case-insensitive word-prefix search:
     components and groups split, accents dropped, case folded, each word preceded by a space
-    (' muller jurgen ', ' zhang san 张 三 '), so `LIKE '% mul%'` finds a word start."""
+    (' muller jurgen ', ' zhang san 张 三 张三 '), so `LIKE '% mul%'` finds a word start.
+
+    A stored group written in East Asian characters is also one word of its components run
+    together: people type 张三 for 张^三, as the name is written, never with the separator.
+    A query (`stored=False`) is only split: each of its words must start a stored one."""
     name = text(value)
     if name is None:
         return None
     decomposed = unicodedata.normalize("NFKD", name)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     words = [word for word in _NAME_SEPARATORS.split(plain) if word]
+    for group in plain.split("=") if stored else ():
+        parts = [word for word in _NAME_SEPARATORS.split(group) if word]
+        if len(parts) > 1 and any(unicodedata.east_asian_width(c) in "WF" for c in group):
+            words.append("".join(parts))
     return " " + " ".join(words) + " " if words else None
 
 

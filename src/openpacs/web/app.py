@@ -1,7 +1,7 @@
-"""The HTTP application: health, system information, OpenAPI docs at /docs.
+"""The HTTP application: health, system information, OpenAPI docs at /docs, the console at /.
 
 Every route answers only to a signed-in user (`auth.require_access`, applied app-wide), except
-those marked `openapi_extra=auth.PUBLIC`: /health and /api/auth/login."""
+those marked `openapi_extra=auth.PUBLIC`: /health, /api/auth/login and the console's files."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from openpacs.accounts import Clock, users, utcnow
 from openpacs.archive import db
 from openpacs.archive.core import Core
 from openpacs.logs import get_logger
-from openpacs.web import auth, dicomweb, errors, ohif
+from openpacs.web import auth, console, dicomweb, errors, ohif
 from openpacs.web.api import accounts as accounts_api
 from openpacs.web.api import jobs as jobs_api
 from openpacs.web.api import nodes as nodes_api
 from openpacs.web.api import print as print_api
 from openpacs.web.api import settings as settings_api
+from openpacs.web.api import studies as studies_api
 from openpacs.web.api import worklist as worklist_api
 from openpacs.web.api.deps import Services
 
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(jobs_api.router)
     app.include_router(worklist_api.router)
     app.include_router(print_api.router)
+    app.include_router(studies_api.router)
     app.include_router(accounts_api.router)
     app.include_router(accounts_api.users_router)
     app.include_router(accounts_api.audit_router)
@@ -145,4 +147,6 @@ def create_app(
             storage_free_bytes=core.storage.free_bytes(),
         )
 
+    # Last: its catch-all answers the paths no route above took.
+    app.include_router(console.router())
     return app

@@ -159,7 +159,7 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
     if filters.statuses:
         found.append(WorklistItem.status.in_([status.value for status in filters.statuses]))
     if filters.patient_name:
-        words = values.fold_name(filters.patient_name) or ""
+        words = values.fold_name(filters.patient_name, stored=False) or ""
         found += [
             or_(WorklistItem.patient_name_folded.like(f"% {like_literal(word)}%", escape="!"))
             for word in words.split()

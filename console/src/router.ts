@@ -1,0 +1,92 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import ConsoleLayout from './components/ConsoleLayout.vue'
+import NotAvailable from './views/NotAvailable.vue'
+import { whoAmI } from './session'
+import { basePath } from './base'
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    /** Reachable without signing in. */
+    public?: boolean
+    /** Only administrators see it (settings, users). */
+    admin?: boolean
+    /** The navigation label's message key. */
+    label?: string
+  }
+}
+
+// Pages of the console (issue 8) in the order the navigation bar shows them. Those not built
+// yet say so; they never show made-up data.
+export const PAGES: RouteRecordRaw[] = [
+  {
+    path: 'studies',
+    name: 'studies',
+    component: () => import('./views/StudiesPage.vue'),
+    meta: { label: 'nav.studies' },
+  },
+  { path: 'worklist', name: 'worklist', component: NotAvailable, meta: { label: 'nav.worklist' } },
+  {
+    path: 'query-retrieve',
+    name: 'query-retrieve',
+    component: NotAvailable,
+    meta: { label: 'nav.queryRetrieve' },
+  },
+  { path: 'send', name: 'send', component: NotAvailable, meta: { label: 'nav.send' } },
+  { path: 'print', name: 'print', component: NotAvailable, meta: { label: 'nav.print' } },
+  { path: 'logs', name: 'logs', component: NotAvailable, meta: { label: 'nav.logs' } },
+  {
+    path: 'settings',
+    name: 'settings',
+    component: NotAvailable,
+    meta: { label: 'nav.settings', admin: true },
+  },
+  { path: 'status', name: 'status', component: NotAvailable, meta: { label: 'nav.status' } },
+]
+
+const routes: RouteRecordRaw[] = [
+  {
+    path: '/sign-in',
+    name: 'sign-in',
+    component: () => import('./views/SignInPage.vue'),
+    meta: { public: true },
+  },
+  {
+    path: '/change-password',
+    name: 'change-password',
+    component: () => import('./views/ChangePasswordPage.vue'),
+  },
+  {
+    path: '/',
+    component: ConsoleLayout,
+    children: [{ path: '', redirect: { name: 'studies' } }, ...PAGES],
+  },
+  { path: '/:unknown(.*)*', redirect: { name: 'studies' } },
+]
+
+export const router = createRouter({ history: createWebHistory(basePath()), routes })
+
+router.beforeEach(async (to) => {
+  if (to.meta.public) return true
+  let me
+  try {
+    me = await whoAmI()
+  } catch {
+    // The server could not say who we are (down, or no sign-in there): let the page try; its
+    // own requests meet the 401 that sends us to the sign-in page if one is needed.
+    return true
+  }
+  const next = to.fullPath
+  if (me === null) return { name: 'sign-in', query: { next } }
+  if (me.must_change_password && to.name !== 'change-password') {
+    return { name: 'change-password', query: { next } }
+  }
+  if (to.meta.admin && me.role !== 'admin') return { name: 'studies' }
+  return true
+})
+
+/** A `next` query parameter, if it is a path of this console (never another site). */
+export function nextPath(value: unknown): string {
+  return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//')
+    ? value
+    : '/studies'
+}

@@ -1,0 +1,33 @@
+import { fileURLToPath, URL } from 'node:url'
+import { defineConfig } from 'vite'
+import vue from '@vitejs/plugin-vue'
+
+// The build lands where FastAPI serves the console from (git-ignored, rebuilt by make).
+// `npm run dev` serves the sources with hot reload and hands server paths to `openpacs serve`.
+const server = process.env.OPENPACS_URL ?? 'http://127.0.0.1:5000'
+const serverPaths = ['/api', '/dicomweb', '/wado', '/ohif', '/docs', '/openapi.json', '/health']
+
+export default defineConfig({
+  plugins: [vue()],
+  // vue-i18n's compile-time flags: Composition API only, no devtools hooks in the build.
+  define: {
+    __VUE_I18N_FULL_INSTALL__: true,
+    __VUE_I18N_LEGACY_API__: false,
+    __INTLIFY_PROD_DEVTOOLS__: false,
+  },
+  // Relative: index.html's <base href> (written by the server) says where the console lives.
+  base: './',
+  resolve: {
+    alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) },
+  },
+  build: {
+    outDir: fileURLToPath(new URL('../src/openpacs/web/static/console', import.meta.url)),
+    emptyOutDir: true,
+    assetsDir: 'assets',
+    // Element Plus is one large chunk; it is cached for good (hashed name), so no warning.
+    chunkSizeWarningLimit: 1500,
+  },
+  server: {
+    proxy: Object.fromEntries(serverPaths.map((path) => [path, server])),
+  },
+})
