@@ -14,11 +14,15 @@ import ctypes.util
 import functools
 import multiprocessing
 import multiprocessing.process
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -39,6 +43,8 @@ from openpacs.dimse.store_job import KIND as STORE_JOB
 from openpacs.dimse.store_job import make_store_handler
 from openpacs.dimse.store_scp import make_store_listener
 from openpacs.jobs import JobRunner
+from openpacs.monitoring import metrics
+from openpacs.monitoring.associations import Associations, SharedCounts
 from openpacs.printing import jobs as print_jobs
 from openpacs.printing.films import FilmKeeper
 from openpacs.web.api.deps import Services
@@ -48,7 +54,14 @@ from openpacs.worklist.arrival import CompleteOnArrival
 log = logs.get_logger("storescp")
 
 
-def start_qr(core: Core) -> Listener:
+def _start(listener: Listener, monitor: Associations | None) -> Listener:
+    if monitor is not None:
+        listener.monitor = monitor  # one per process: the status page's view of them all
+    listener.start()
+    return listener
+
+
+def start_qr(core: Core, monitor: Associations | None = None) -> Listener:
     """The Query/Retrieve SCP, in the main process only (C-FIND and retrieves are light on CPU
     next to ingest; C-MOVE and C-GET send from here)."""
     directory = nodes.NodeDirectory(core.sessions)
@@ -58,19 +71,17 @@ def start_qr(core: Core) -> Listener:
         return (node.host, node.port) if node is not None else None
 
     listener = make_qr_listener(core.settings.qrscp, core.sessions, core.storage, resolve)
-    listener.start()
-    return listener
+    return _start(listener, monitor)
 
 
-def start_worklist(core: Core) -> Listener:
+def start_worklist(core: Core, monitor: Associations | None = None) -> Listener:
     """The Modality Worklist and MPPS SCP, in the main process."""
     settings = core.settings
     listener = make_worklist_listener(settings.worklist, core.sessions, settings.worklist_stations)
-    listener.start()
-    return listener
+    return _start(listener, monitor)
 
 
-def start_print(core: Core) -> Listener:
+def start_print(core: Core, monitor: Associations | None = None) -> Listener:
     """The Print SCP, in the main process: films go through Archive.store like any object."""
     settings = core.settings.printscp
     with core.writing() as session:
@@ -78,18 +89,21 @@ def start_print(core: Core) -> Listener:
     if left:
         logs.get_logger("printscp").warning("%d print job(s) left open by the last run", left)
     listener = make_print_listener(settings, FilmKeeper(core, settings), core.sessions)
-    listener.start()
-    return listener
+    return _start(listener, monitor)
 
 
-def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> Listener:
+def start_store(
+    core: Core,
+    *,
+    shared_socket: socket.socket | None = None,
+    monitor: Associations | None = None,
+) -> Listener:
     if core.settings.worklist.complete_on_arrival:
         core.archive.subscribe(CompleteOnArrival(core.writing))
     listener = make_store_listener(
         core.settings.storescp, core.archive, shared_socket=shared_socket
     )
-    listener.start()
-    return listener
+    return _start(listener, monitor)
 
 
 ECHO_TIMEOUT = 10
@@ -157,14 +171,28 @@ def start_jobs(core: Core) -> JobRunner:
     return runner
 
 
-def web_services(core: Core, runner: JobRunner) -> Services:
+def web_services(
+    core: Core,
+    runner: JobRunner,
+    monitor: Associations | None = None,
+    receivers: list[multiprocessing.process.BaseProcess] | None = None,
+    receiver_metrics: Path | None = None,
+) -> Services:
     """What the HTTP side may ask of the DIMSE side; we call peers with our Store SCP's AE
     title, the one they know us by."""
     calling_ae = core.settings.storescp.ae_title
+    started = list(receivers or [])
+
+    def receiver_pids() -> list[int]:
+        return [p.pid for p in started if p.pid is not None and p.is_alive()]
+
     return Services(
         echo=functools.partial(echo_node, calling_ae=calling_ae),
         find=functools.partial(find_node, calling_ae=calling_ae),
         wake_jobs=runner.wake,
+        associations=monitor,
+        receivers=receiver_pids,
+        receiver_metrics=receiver_metrics,
     )
 
 
@@ -178,17 +206,21 @@ def serve(settings: Settings) -> None:
         log.info("removed %d temporary files left by an earlier run", removed)
     workers = settings.storescp.receiver_processes()
     shared = None
+    counts = SharedCounts(multiprocessing.get_context("spawn"))
+    receiver_metrics: Path | None = None
     if workers > 1:
         shared = socket.create_server(
             (settings.storescp.host, settings.storescp.port), backlog=LISTEN_BACKLOG
         )
-    children = _start_workers(settings, workers - 1, shared)
-    listener = start_store(core, shared_socket=shared)
-    qr_listener = start_qr(core)
-    worklist_listener = start_worklist(core)
-    print_listener = start_print(core)
+        receiver_metrics = Path(tempfile.mkdtemp(prefix="openpacs-metrics-"))
+    children = _start_workers(settings, workers - 1, shared, counts, receiver_metrics)
+    monitor = Associations(shared=counts)
+    listener = start_store(core, shared_socket=shared, monitor=monitor)
+    qr_listener = start_qr(core, monitor)
+    worklist_listener = start_worklist(core, monitor)
+    print_listener = start_print(core, monitor)
     runner = start_jobs(core)
-    app = create_app(core, web_services(core, runner))
+    app = create_app(core, web_services(core, runner, monitor, children, receiver_metrics))
     config = uvicorn.Config(
         app,
         host=settings.http.host,
@@ -216,6 +248,8 @@ def serve(settings: Settings) -> None:
         print_listener.stop(settings.printscp.shutdown_grace)
         for child in children:
             child.join(settings.storescp.shutdown_grace + 5)
+        if receiver_metrics is not None:
+            shutil.rmtree(receiver_metrics, ignore_errors=True)
         core.close()
         logs.get_logger("api").info("openpacs stopped")
 
@@ -237,23 +271,47 @@ def _stop_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Variables a spawned child inherits (it copies the environment when it starts)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _start_workers(
-    settings: Settings, count: int, shared: socket.socket | None
+    settings: Settings,
+    count: int,
+    shared: socket.socket | None,
+    counts: SharedCounts | None = None,
+    metrics_folder: Path | None = None,
 ) -> list[multiprocessing.process.BaseProcess]:
     """Start receiver processes on the shared listening socket and wait until each accepts, so
-    that when the server says it is ready (/health), every receiver takes associations."""
+    that when the server says it is ready (/health), every receiver takes associations. Each
+    writes its metrics into `metrics_folder` (prometheus-client's multiprocess mode, chosen by
+    the environment it imports prometheus-client with) and its association counts to
+    `counts`."""
     context = multiprocessing.get_context("spawn")
     data = settings.model_dump(mode="json")
     started = []
+    environment = metrics.receiver_environment(metrics_folder) if metrics_folder else {}
     for number in range(1, count + 1):
         ready = context.Event()
         process = context.Process(
             target=run_store_worker,
-            args=(data, ready, shared),
+            args=(data, ready, shared, counts),
             name=f"storescp-{number}",
             daemon=False,
         )
-        process.start()
+        with _environment(environment):
+            process.start()
         started.append((process, ready))
     for process, ready in started:
         if not ready.wait(WORKER_START_TIMEOUT):
@@ -264,14 +322,18 @@ def _start_workers(
 
 
 def run_store_worker(
-    settings_data: dict[str, Any], ready: Any, shared: socket.socket | None
+    settings_data: dict[str, Any],
+    ready: Any,
+    shared: socket.socket | None,
+    counts: SharedCounts | None = None,
 ) -> None:
     """A receiver process: a Store SCP accepting on the shared socket, until SIGTERM."""
     _stop_with_parent()
     settings = Settings.model_validate(settings_data)
     logs.setup(settings.logging)
     core = open_core(settings, migrate=False)
-    listener = start_store(core, shared_socket=shared)
+    monitor = Associations(shared=counts, publish=True)
+    listener = start_store(core, shared_socket=shared, monitor=monitor)
     ready.set()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -88,3 +88,21 @@ def test_accounts_tables_come_and_go_with_0009(database_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM app_user")).scalar_one() == 0
     finally:
         engine.dispose()
+
+
+def test_received_at_index_comes_and_goes_with_0010(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        config = db._alembic_config(engine)
+        db.migrate(engine)
+
+        def indexes() -> set[str]:
+            return {str(index["name"]) for index in inspect(engine).get_indexes("instance")}
+
+        assert "ix_instance_received_at" in indexes()
+        command.downgrade(config, "0009")
+        assert "ix_instance_received_at" not in indexes()
+        db.migrate(engine)
+        assert "ix_instance_received_at" in indexes()
+    finally:
+        engine.dispose()
