@@ -429,6 +429,19 @@ class AuthSettings(Section):
         return str(value).lower() if isinstance(value, bool) else value
 
 
+class MetricsSettings(Section):
+    """Prometheus metrics at /metrics (DIMSE, HTTP and index latencies, objects, associations)"""
+
+    public: bool = Field(
+        False,
+        description=(
+            "Let /metrics answer without credentials (it holds no patient data; for a "
+            "scraper on a closed network). false: a scraper sends a user's API token as "
+            "Authorization: Bearer"
+        ),
+    )
+
+
 class DatabaseSettings(Section):
     """The index database."""
 
@@ -671,6 +684,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -115,3 +115,21 @@ def test_east_asian_names_fold_into_one_word_more_with_0010(database_url: str) -
             assert conn.execute(query).scalars().all() == [" zhang san 张 三 ", "unchanged"]
     finally:
         engine.dispose()
+
+
+def test_received_at_index_comes_and_goes_with_0011(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        config = db._alembic_config(engine)
+        db.migrate(engine)
+
+        def indexes() -> set[str]:
+            return {str(index["name"]) for index in inspect(engine).get_indexes("instance")}
+
+        assert "ix_instance_received_at" in indexes()
+        command.downgrade(config, "0010")
+        assert "ix_instance_received_at" not in indexes()
+        db.migrate(engine)
+        assert "ix_instance_received_at" in indexes()
+    finally:
+        engine.dispose()

@@ -189,7 +189,9 @@ class Instance(Base):
     file_path: Mapped[str] = mapped_column(String(512))
     file_size: Mapped[int] = mapped_column(BigInteger)
     specific_character_set: Mapped[str | None] = mapped_column(String(128))
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    received_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, index=True
+    )
     calling_ae: Mapped[str | None] = mapped_column(String(16))
     origin: Mapped[str] = mapped_column(String(16))
 

@@ -17,12 +17,15 @@ from openpacs.accounts import Clock, users, utcnow
 from openpacs.archive import db
 from openpacs.archive.core import Core
 from openpacs.logs import get_logger
-from openpacs.web import auth, console, dicomweb, errors, ohif
+from openpacs.web import auth, console, dicomweb, errors, ohif, request_metrics
 from openpacs.web.api import accounts as accounts_api
 from openpacs.web.api import jobs as jobs_api
+from openpacs.web.api import logs as logs_api
+from openpacs.web.api import metrics as metrics_api
 from openpacs.web.api import nodes as nodes_api
 from openpacs.web.api import print as print_api
 from openpacs.web.api import settings as settings_api
+from openpacs.web.api import status as status_api
 from openpacs.web.api import studies as studies_api
 from openpacs.web.api import worklist as worklist_api
 from openpacs.web.api.deps import Services
@@ -96,6 +99,10 @@ def create_app(
     app.include_router(accounts_api.users_router)
     app.include_router(accounts_api.audit_router)
     app.include_router(settings_api.router)
+    app.include_router(logs_api.router)
+    app.include_router(status_api.router)
+    app.include_router(metrics_api.router(core.settings.metrics))
+    request_metrics.install(app)
 
     @app.get("/health", tags=["system"], openapi_extra=auth.PUBLIC)
     def health() -> JSONResponse:
