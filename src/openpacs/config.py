@@ -366,9 +366,7 @@ class DicomWebSettings(Section):
     @field_validator("anonymize_key")
     @classmethod
     def _check_key(cls, key: str) -> str:
-        if key and len(key.encode("utf-8")) < 16:
-            raise ValueError("anonymize_key needs at least 16 characters (or empty)")
-        return key
+        return _check_secret("anonymize_key", key)
 
 
 class CookieSecure(StrEnum):
@@ -603,9 +601,14 @@ class StudiesSettings(Section):
     @field_validator("deidentify_key")
     @classmethod
     def _check_key(cls, key: str) -> str:
-        if key and len(key.encode("utf-8")) < 16:
-            raise ValueError("deidentify_key needs at least 16 characters (or empty)")
-        return key
+        return _check_secret("deidentify_key", key)
+
+
+def _check_secret(name: str, key: str) -> str:
+    """A de-identification key: empty, or long enough to key an HMAC (16 bytes)."""
+    if key and len(key.encode("utf-8")) < 16:
+        raise ValueError(f"{name} needs at least 16 characters (or empty)")
+    return key
 
 
 class NodeUse(StrEnum):

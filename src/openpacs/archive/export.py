@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpacs.archive import locate
@@ -108,37 +107,25 @@ def select_study(
     """The instances of a study (or of one series of it), named for the archive; NotFound
     when not stored, StorageUnavailable when a file the index names is missing (checked
     before anything is sent: a download cannot say so once it has started)."""
-    stmt = (
-        select(
-            Patient.patient_id,
-            Patient.patient_name,
-            Study.study_date,
-            Study.study_description,
-            Study.accession_number,
-            Series.series_instance_uid,
-            Series.series_number,
-            Series.modality,
-            Series.series_description,
-            Instance.sop_instance_uid,
-            Instance.sop_class_uid,
-            Instance.transfer_syntax_uid,
-            Instance.number_of_frames,
-            Instance.file_path,
-            Instance.file_size,
-        )
-        .join(Series, Series.pk == Instance.series_pk)
-        .join(Study, Study.pk == Series.study_pk)
-        .join(Patient, Patient.pk == Study.patient_pk)
-        .where(Study.study_instance_uid == study)
-        .order_by(
-            Series.series_number.asc().nulls_last(),
-            Series.pk,
-            Instance.instance_number.asc().nulls_last(),
-            Instance.pk,
-        )
+    stmt = locate.study_select(
+        study,
+        series,
+        Patient.patient_id,
+        Patient.patient_name,
+        Study.study_date,
+        Study.study_description,
+        Study.accession_number,
+        Series.series_instance_uid,
+        Series.series_number,
+        Series.modality,
+        Series.series_description,
+        Instance.sop_instance_uid,
+        Instance.sop_class_uid,
+        Instance.transfer_syntax_uid,
+        Instance.number_of_frames,
+        Instance.file_path,
+        Instance.file_size,
     )
-    if series is not None:
-        stmt = stmt.where(Series.series_instance_uid == series)
     rows = session.execute(stmt).all()
     if not rows:
         # Same wording as every other retrieve.

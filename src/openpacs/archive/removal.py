@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from openpacs.archive.errors import NotFound, StorageUnavailable
+from openpacs.archive.index import recompute_study_sets
 from openpacs.archive.models import Instance, Patient, Series, Study
 from openpacs.archive.storage import FileSystemStorage
 from openpacs.logs import get_logger
@@ -104,22 +105,12 @@ def _recount_study(session: Session, study: Study) -> bool:
         session.delete(study)
         session.flush()
         return False
-    modalities = session.scalars(
-        select(Series.modality).where(Series.study_pk == study.pk).distinct()
-    ).all()
-    sop_classes = session.scalars(
-        select(Instance.sop_class_uid)
-        .join(Series, Series.pk == Instance.series_pk)
-        .where(Series.study_pk == study.pk)
-        .distinct()
-    ).all()
     study.number_of_instances = int(instances)
     study.size_bytes = int(size)
     study.number_of_series = (
         session.scalar(select(func.count(Series.pk)).where(Series.study_pk == study.pk)) or 0
     )
-    study.modalities_in_study = "\\".join(sorted(m for m in modalities if m))
-    study.sop_classes_in_study = "\\".join(sorted(sop_classes))
+    recompute_study_sets(session, study)
     study.updated_at = dt.datetime.now(dt.UTC)
     return True
 
