@@ -367,9 +367,7 @@ class DicomWebSettings(Section):
     @field_validator("anonymize_key")
     @classmethod
     def _check_key(cls, key: str) -> str:
-        if key and len(key.encode("utf-8")) < 16:
-            raise ValueError("anonymize_key needs at least 16 characters (or empty)")
-        return key
+        return _check_secret("anonymize_key", key)
 
 
 class CookieSecure(StrEnum):
@@ -575,6 +573,58 @@ class JobsSettings(Section):
     )
 
 
+class StudiesSettings(Section):
+    """The Studies page's actions: downloads, de-identified export, Weasis, uploads."""
+
+    deidentify_key: str = Field(
+        "",
+        description=(
+            "Secret (16+ characters) keying the de-identified export's UIDs, pseudonyms and "
+            "date shifts: same key, same results across exports. Empty: [dicomweb] "
+            "anonymize_key, and when that is empty too a random key per run"
+        ),
+    )
+    weasis_token_minutes: float = Field(
+        30,
+        gt=0,
+        le=24 * 60,
+        description=(
+            "Lifetime of the read-only token a weasis:// launch link carries (Weasis fetches "
+            "the manifest and the images with it, without the browser's cookie)"
+        ),
+    )
+    upload_max_bytes: int = Field(
+        2 * 1024**3,
+        ge=1,
+        description="Largest upload request (POST /api/uploads) accepted, in bytes (413)",
+    )
+    upload_max_files: int = Field(
+        10_000,
+        ge=1,
+        description="Most files one upload may hold, ZIP members counted one by one (413)",
+    )
+    upload_max_file_bytes: int = Field(
+        1024**3,
+        ge=1,
+        description=(
+            "Largest single file (or ZIP member, unpacked) an upload may hold; a larger one "
+            "is rejected with the reason, the others are stored"
+        ),
+    )
+
+    @field_validator("deidentify_key")
+    @classmethod
+    def _check_key(cls, key: str) -> str:
+        return _check_secret("deidentify_key", key)
+
+
+def _check_secret(name: str, key: str) -> str:
+    """A de-identification key: empty, or long enough to key an HMAC (16 bytes)."""
+    if key and len(key.encode("utf-8")) < 16:
+        raise ValueError(f"{name} needs at least 16 characters (or empty)")
+    return key
+
+
 class NodeUse(StrEnum):
     """What openpacs uses a remote node for."""
 
@@ -689,6 +739,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    studies: StudiesSettings = Field(default_factory=StudiesSettings)
     worklist_stations: list[WorklistStation] = Field(
         default_factory=list,
         description=(

@@ -596,7 +596,7 @@ def remove_instance(session: Session, instance: Instance) -> None:
     if study_gone:
         session.delete(study)
     else:
-        _recompute_study_sets(session, study)
+        recompute_study_sets(session, study)
         study.updated_at = now
     session.execute(
         update(Patient)
@@ -614,7 +614,8 @@ def remove_instance(session: Session, instance: Instance) -> None:
     session.flush()
 
 
-def _recompute_study_sets(session: Session, study: Study) -> None:
+def recompute_study_sets(session: Session, study: Study) -> None:
+    """ModalitiesInStudy and SOPClassesInStudy from the study's remaining rows."""
     modalities = session.scalars(
         select(Series.modality).where(Series.study_pk == study.pk).distinct()
     ).all()

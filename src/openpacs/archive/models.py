@@ -121,6 +121,8 @@ class Study(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=_now, index=True
     )
+    # Free text from the console (PUT /api/studies/{uid}/remark), searched by its keyword box.
+    remark: Mapped[str | None] = mapped_column(Text)
 
     patient: Mapped[Patient] = relationship(back_populates="studies", lazy="raise")
     series: Mapped[list[Series]] = relationship(back_populates="study", lazy="raise")
@@ -457,6 +459,9 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Launch tokens (weasis:// links) end by themselves and only read; personal ones neither.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class LoginThrottle(Base):
