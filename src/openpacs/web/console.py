@@ -11,10 +11,12 @@ Include this router last, after every other route.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from openpacs.web import auth
 from openpacs.web.dicomweb.urls import prefix
@@ -22,8 +24,27 @@ from openpacs.web.dicomweb.urls import prefix
 DEFAULT_DIR = Path(__file__).resolve().parent / "static" / "console"
 # First path segments that belong to the server, never to the console's router.
 SERVER_PREFIXES = frozenset(
-    {"api", "dicomweb", "dicom-web", "wado", "ohif", "docs", "redoc", "openapi.json", "health"}
-)
+    {
+        "api", "dicomweb", "dicom-web", "wado", "ohif", "docs", "redoc", "openapi.json",
+        "health", "metrics",
+    }
+)  # fmt: skip
+
+
+class ConsolePath(Convertor[str]):
+    """Any path but the server's own: a request under /api (any method) that no route takes
+    must not reach the console's route, whose GET-only match would turn a 404 into a 405."""
+
+    regex = "(?!(?:" + "|".join(re.escape(p) for p in sorted(SERVER_PREFIXES)) + ")(?:/|$)).*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("console", ConsolePath())
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>openpacs console not built</title>
@@ -38,10 +59,8 @@ def router(folder: Path = DEFAULT_DIR) -> APIRouter:
     root = folder.resolve()
 
     # Public: the app's files hold no data; the sign-in page is one of them.
-    @routes.get("/{path:path}", openapi_extra=auth.PUBLIC)
+    @routes.get("/{path:console}", openapi_extra=auth.PUBLIC)
     def console_file(path: str, request: Request) -> Response:
-        if path.split("/", 1)[0] in SERVER_PREFIXES:
-            raise HTTPException(status_code=404, detail="Not Found")
         index = root / "index.html"
         if not index.is_file():
             return HTMLResponse(_NOT_BUILT, status_code=503)
