@@ -149,7 +149,15 @@ def test_the_page_renders_in_chinese(server: Server, browser: object) -> None:
     expect(page.locator("[data-test=nav-worklist]")).to_have_text("工作列表", timeout=WAIT)
     expect(page.locator("[data-test=worklist]")).to_contain_text("没有匹配的工作列表项")
     page.click("[data-test=new-item]")
-    expect(page.locator("[data-test=worklist-form]")).to_contain_text("预约检查步骤", timeout=WAIT)
+    form = page.locator("[data-test=worklist-form]")
+    expect(form).to_contain_text("预约检查步骤", timeout=WAIT)
+    # The dialog fades in: the picture once it is fully there.
+    page.wait_for_function(
+        "el => getComputedStyle(el.closest('.el-overlay-dialog') ?? el).opacity === '1'"
+        " && !el.closest('.dialog-fade-enter-active')",
+        arg=form.element_handle(),
+        timeout=WAIT,
+    )
     screenshot(page, "worklist-zh-CN")
     page.close()
     assert errors == []
