@@ -45,6 +45,10 @@ PEER_PACKAGES = {
     "dciodvfy": "dicom3tools",
     "gdcmconv": "libgdcm-tools",
     "chromium": "chromium",
+    "dcmpsprt": "dcmtk",
+    "dcmprscu": "dcmtk",
+    "dcmprscp": "dcmtk",
+    "nginx": "nginx",
 }
 
 
@@ -55,6 +59,19 @@ def need(tool: str) -> str:
         return found
     package = PEER_PACKAGES.get(tool, tool)
     message = f"{tool} not found: install it with `apt-get install {package}`"
+    if REQUIRE_PEERS:
+        pytest.fail(message + " (OPENPACS_REQUIRE_PEERS=1)")
+    pytest.skip(message)
+
+
+def need_chinese_font() -> Path:
+    """A font with Chinese glyphs (what film annotations are drawn in), or skip / fail."""
+    from openpacs.printing import fonts
+
+    found = fonts.chinese_font()
+    if found is not None:
+        return found
+    message = "no Chinese font: install one with `apt-get install fonts-wqy-microhei`"
     if REQUIRE_PEERS:
         pytest.fail(message + " (OPENPACS_REQUIRE_PEERS=1)")
     pytest.skip(message)

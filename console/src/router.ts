@@ -2,6 +2,7 @@ import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
 import ConsoleLayout from './components/ConsoleLayout.vue'
 import NotAvailable from './views/NotAvailable.vue'
 import { whoAmI } from './session'
+import { basePath } from './base'
 
 declare module 'vue-router' {
   interface RouteMeta {
@@ -72,7 +73,7 @@ const routes: RouteRecordRaw[] = [
   { path: '/:unknown(.*)*', redirect: { name: 'studies' } },
 ]
 
-export const router = createRouter({ history: createWebHistory('/'), routes })
+export const router = createRouter({ history: createWebHistory(basePath()), routes })
 
 router.beforeEach(async (to) => {
   if (to.meta.public) return true

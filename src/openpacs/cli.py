@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -38,6 +45,10 @@ user_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(user_app, name="user")
+db_app = typer.Typer(
+    help="The index database: migrations, moving to PostgreSQL.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
 console = Console()
 errors = Console(stderr=True)
 
@@ -83,7 +94,7 @@ def serve(config_file: ConfigOption = None) -> None:
 
     settings = _settings(config_file)
     try:
-        run(settings)
+        run(settings, config.config_path(config_file))
     except OSError as exc:
         raise fail(
             f"cannot start: {exc}\nIs another openpacs (or another program) using the same port?"
@@ -188,21 +199,11 @@ def send(
     """Send stored studies or local files to a DICOM node (C-STORE), with a progress bar."""
     from openpacs import logs
     from openpacs.archive.importer import files_under
-    from openpacs.dicom.uids import InvalidUID, check_uid
     from openpacs.dimse import sender
     from openpacs.dimse.local import read_local
 
     settings = _settings(config_file)
-    paths: list[Path] = []
-    studies: list[str] = []
-    for item in items:
-        if Path(item).exists():
-            paths.append(Path(item))
-            continue
-        try:
-            studies.append(check_uid(item, "study UID"))
-        except InvalidUID:
-            raise fail(f"{item!r} is neither a file or folder nor a study UID", 2) from None
+    paths, studies = _paths_and_studies(items)
     logs.setup(settings.logging.model_copy(update={"console": False}))
     peer, stored, missing = _send_target(settings, node, studies)
     if missing:
@@ -249,7 +250,9 @@ def send(
 @app.command("print")
 def print_(
     node: Annotated[str, typer.Argument(help="A registered node's name, or AE@host:port")],
-    items: Annotated[list[Path], typer.Argument(help="DICOM image files and folders")],
+    items: Annotated[
+        list[str], typer.Argument(help="UIDs of stored studies, or DICOM image files and folders")
+    ],
     layout: Annotated[
         str, typer.Option(help="ImageDisplayFormat: STANDARD\\C,R, ROW\\n,n... or COL\\n,n...")
     ] = "STANDARD\\1,1",
@@ -259,6 +262,14 @@ def print_(
     orientation: Annotated[
         str | None, typer.Option(help="PORTRAIT or LANDSCAPE (default: printscp's)")
     ] = None,
+    boxes: Annotated[
+        bool,
+        typer.Option(
+            "--boxes/--composed",
+            help="--boxes: one image box per image, laid out by the printer; --composed: each "
+            "film composed here at printscp.dpi and sent as one image",
+        ),
+    ] = False,
     copies: Annotated[int, typer.Option(min=1, max=99, help="NumberOfCopies")] = 1,
     calling_ae: Annotated[
         str | None, typer.Option("--aet", help="Our calling AE title (default: printscp.ae_title)")
@@ -266,16 +277,17 @@ def print_(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the printer")] = SEND_TIMEOUT,
     config_file: ConfigOption = None,
 ) -> None:
-    """Print images from disk on a DICOM printer (Print SCU): laid out --layout at a time, each
-    film sent composed, as one image, at printscp.dpi."""
+    """Print stored studies or images from disk on a DICOM printer (Print SCU): --layout at a
+    time, each film composed here (default) or as image boxes for the printer to lay out."""
     from openpacs import logs
     from openpacs.archive.importer import files_under
     from openpacs.dimse import print_scu
     from openpacs.dimse.scu import AssociationFailed
-    from openpacs.printing import compose, local
+    from openpacs.printing import compose, local, outgoing
     from openpacs.printing.errors import PrintError
 
     settings = _settings(config_file)
+    paths, studies = _paths_and_studies(items)
     printscp = settings.printscp
     spec_size = (film_size or printscp.film_size).upper()
     spec_orientation = (orientation or printscp.film_orientation).upper()
@@ -290,16 +302,25 @@ def print_(
         )
         compose.box_count(layout)
         compose.film_pixels(spec_size, spec_orientation, printscp.dpi)
-        paths = list(files_under(items))
-        if not paths:
-            raise fail("no files to print", 2)
-        images = [local.display_of(path) for path in paths]
-        films = local.films(images, spec, printscp.dpi, max_pixels=printscp.max_film_pixels)
+    except PrintError as exc:
+        raise fail(exc, 2) from exc
+    stored, missing = _stored_studies(settings, studies)
+    if missing:
+        raise fail(f"not stored here: {', '.join(missing)}; check the UIDs", 2)
+    try:
+        images = local.displays_of(list(files_under(paths)))
+        images += local.displays_of([one.path for one in stored], in_series_order=True)
+        if not images:
+            raise fail("no images to print", 2)
+        if boxes:
+            to_print = local.boxed(images, spec)
+        else:
+            films = local.films(images, spec, printscp.dpi, max_pixels=printscp.max_film_pixels)
+            to_print = [outgoing.composed(f, spec_size, spec_orientation) for f in films]
     except PrintError as exc:
         raise fail(exc, 2) from exc
     logs.setup(settings.logging.model_copy(update={"console": False}))
     peer = _peer_of(settings, node)
-    to_print = [print_scu.FilmToPrint(f, spec_size, spec_orientation) for f in films]
     try:
         report = print_scu.print_films(
             peer,
@@ -317,6 +338,23 @@ def print_(
     console.print(f"printed {report.films} film(s) of {len(images)} image(s) on {peer}")
     for warning in report.warnings:
         errors.print(f"warning: {warning}")
+
+
+def _paths_and_studies(items: list[str]) -> tuple[list[Path], list[str]]:
+    """Command-line items as files/folders and study UIDs; exits naming one that is neither."""
+    from openpacs.dicom.uids import InvalidUID, check_uid
+
+    paths: list[Path] = []
+    studies: list[str] = []
+    for item in items:
+        if Path(item).exists():
+            paths.append(Path(item))
+            continue
+        try:
+            studies.append(check_uid(item, "study UID"))
+        except InvalidUID:
+            raise fail(f"{item!r} is neither a file or folder nor a study UID", 2) from None
+    return paths, studies
 
 
 def _why(outcome: StoreOutcome) -> str:
@@ -650,6 +688,81 @@ def _accounts(config_file: Path | None) -> Iterator[Session]:
         raise fail(f"the index did not take the change: {db.describe(exc)}") from exc
     finally:
         core.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade(config_file: ConfigOption = None) -> None:
+    """Bring the index (database.url) to the newest schema; `serve` does this at start too."""
+    from alembic.migration import MigrationContext
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from openpacs.archive import db
+
+    settings = _settings(config_file)
+    engine = db.make_engine(settings.database)
+    try:
+        with engine.connect() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+        db.migrate(engine)
+        with engine.connect() as conn:
+            after = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise fail(f"cannot upgrade {_shown_url(settings)}: {db.describe(exc)}") from exc
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"{_shown_url(settings)}: already at revision {after}")
+    else:
+        console.print(f"{_shown_url(settings)}: upgraded from {before or 'empty'} to {after}")
+
+
+@db_app.command("migrate-from-sqlite")
+def db_migrate_from_sqlite(
+    source: Annotated[Path, typer.Argument(help="The SQLite index file, e.g. data/index.db")],
+    config_file: ConfigOption = None,
+) -> None:
+    """Copy a SQLite index into the (empty) database of database.url, e.g. PostgreSQL: every
+    row kept, the stored files untouched, the SQLite file left as it was. Stop the server
+    first; point database.url at the new database afterwards."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from openpacs.archive import db, transfer
+
+    settings = _settings(config_file)
+    if settings.database.url.startswith("sqlite"):
+        raise fail(
+            "database.url names SQLite; set it to the target first, e.g. "
+            "OPENPACS_DATABASE__URL=postgresql+psycopg://user:password@host/openpacs",
+            2,
+        )
+    target = db.make_engine(settings.database)
+    try:
+        with _progress() as progress, transfer.upgraded_copy(source) as reading:
+            tasks: dict[str, TaskID] = {}
+
+            def advance(table: str, done: int, total: int) -> None:
+                if table not in tasks:
+                    tasks[table] = progress.add_task(table, total=total or 1)
+                progress.update(tasks[table], completed=done if total else 1)
+
+            copied = transfer.copy_index(reading, target, advance)
+    except transfer.TransferError as exc:
+        raise fail(exc) from exc
+    except SQLAlchemyError as exc:
+        raise fail(f"nothing copied: {db.describe(exc)}") from exc
+    finally:
+        target.dispose()
+    summary = Table("table", "rows", title=f"copied into {_shown_url(settings)}")
+    for one in copied:
+        summary.add_row(one.table, str(one.target_rows))
+    console.print(summary)
+    console.print("Files are where they were; start openpacs with this database.url.")
+
+
+def _shown_url(settings: config.Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database.url).render_as_string(hide_password=True)
 
 
 def _new_password(given: str | None) -> str:

@@ -97,6 +97,7 @@ class CallingAes(StrEnum):
 class ListenerSettings(Section):
     """What every DICOM listener has; each listener's section sets its own defaults."""
 
+    enabled: bool = Field(True, description="Run this listener; false: its port stays closed")
     ae_title: str = Field("OPENPACS", description="AE title peers call")
     host: str = Field("0.0.0.0", description="Address to listen on (0.0.0.0: every interface)")
     port: int = Field(104, ge=1, le=65535, description="TCP port for DICOM associations")
@@ -112,7 +113,8 @@ class ListenerSettings(Section):
         description=(
             "any: every calling AE may associate (within allowed_calling_aes when set); "
             "registered: only nodes of the registry with this listener's permission (store "
-            "for the Store SCP; find, move or get for the Q/R SCP), others are rejected"
+            "for the Store SCP; find, move or get for the Q/R SCP; print for the Print SCP), "
+            "others are rejected"
         ),
     )
     max_associations: int = Field(
@@ -245,6 +247,20 @@ class PrintScpSettings(ListenerSettings):
         ge=1_000_000,
         description="Most pixels one composed film may have (film size x dpi); more: 0213",
     )
+    annotation_font: str = Field(
+        "",
+        description=(
+            "Font file (.ttf/.ttc/.otf) annotation text is drawn in; empty: a Chinese font "
+            "found by fontconfig or in the usual places (e.g. Debian's fonts-noto-cjk)"
+        ),
+    )
+
+    @field_validator("annotation_font")
+    @classmethod
+    def _font_exists(cls, value: str) -> str:
+        if value and not Path(value).expanduser().is_file():
+            raise ValueError(f"no font file {value!r}: give a .ttf/.ttc/.otf path, or empty")
+        return value
 
     @field_validator("film_size")
     @classmethod
@@ -351,9 +367,7 @@ class DicomWebSettings(Section):
     @field_validator("anonymize_key")
     @classmethod
     def _check_key(cls, key: str) -> str:
-        if key and len(key.encode("utf-8")) < 16:
-            raise ValueError("anonymize_key needs at least 16 characters (or empty)")
-        return key
+        return _check_secret("anonymize_key", key)
 
 
 class CookieSecure(StrEnum):
@@ -411,6 +425,19 @@ class AuthSettings(Section):
     def _secure_as_bool(cls, value: object) -> object:
         # `cookie_secure = true` in TOML is a boolean, not the text "true".
         return str(value).lower() if isinstance(value, bool) else value
+
+
+class MetricsSettings(Section):
+    """Prometheus metrics at /metrics (DIMSE, HTTP and index latencies, objects, associations)"""
+
+    public: bool = Field(
+        False,
+        description=(
+            "Let /metrics answer without credentials (it holds no patient data; for a "
+            "scraper on a closed network). false: a scraper sends a user's API token as "
+            "Authorization: Bearer"
+        ),
+    )
 
 
 class DatabaseSettings(Section):
@@ -546,6 +573,58 @@ class JobsSettings(Section):
     )
 
 
+class StudiesSettings(Section):
+    """The Studies page's actions: downloads, de-identified export, Weasis, uploads."""
+
+    deidentify_key: str = Field(
+        "",
+        description=(
+            "Secret (16+ characters) keying the de-identified export's UIDs, pseudonyms and "
+            "date shifts: same key, same results across exports. Empty: [dicomweb] "
+            "anonymize_key, and when that is empty too a random key per run"
+        ),
+    )
+    weasis_token_minutes: float = Field(
+        30,
+        gt=0,
+        le=24 * 60,
+        description=(
+            "Lifetime of the read-only token a weasis:// launch link carries (Weasis fetches "
+            "the manifest and the images with it, without the browser's cookie)"
+        ),
+    )
+    upload_max_bytes: int = Field(
+        2 * 1024**3,
+        ge=1,
+        description="Largest upload request (POST /api/uploads) accepted, in bytes (413)",
+    )
+    upload_max_files: int = Field(
+        10_000,
+        ge=1,
+        description="Most files one upload may hold, ZIP members counted one by one (413)",
+    )
+    upload_max_file_bytes: int = Field(
+        1024**3,
+        ge=1,
+        description=(
+            "Largest single file (or ZIP member, unpacked) an upload may hold; a larger one "
+            "is rejected with the reason, the others are stored"
+        ),
+    )
+
+    @field_validator("deidentify_key")
+    @classmethod
+    def _check_key(cls, key: str) -> str:
+        return _check_secret("deidentify_key", key)
+
+
+def _check_secret(name: str, key: str) -> str:
+    """A de-identification key: empty, or long enough to key an HMAC (16 bytes)."""
+    if key and len(key.encode("utf-8")) < 16:
+        raise ValueError(f"{name} needs at least 16 characters (or empty)")
+    return key
+
+
 class NodeUse(StrEnum):
     """What openpacs uses a remote node for."""
 
@@ -564,6 +643,7 @@ class Permission(Enum):
     find = "find"
     move = "move"
     get = "get"
+    print = "print"  # film sessions on the Print SCP
 
 
 # Names appear in URLs (/api/nodes/{name}): letters (any script), digits, '.', '_', '-'.
@@ -654,10 +734,12 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     dicomweb: DicomWebSettings = Field(default_factory=DicomWebSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    studies: StudiesSettings = Field(default_factory=StudiesSettings)
     worklist_stations: list[WorklistStation] = Field(
         default_factory=list,
         description=(

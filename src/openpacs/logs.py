@@ -11,6 +11,8 @@ import datetime as dt
 import logging
 import sys
 import threading
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -70,12 +72,8 @@ class DailyFileHandler(logging.Handler):
     def _remove_expired(self, today: dt.date) -> None:
         oldest = today - dt.timedelta(days=self.retention_days - 1)
         for path in self.directory.glob(f"{self.service}-*.log"):
-            stamp = path.stem.rsplit("-", 1)[-1]
-            try:
-                day = dt.datetime.strptime(stamp, "%Y%m%d").date()
-            except ValueError:
-                continue
-            if day < oldest:
+            day = day_of(self.service, path.name)
+            if day is not None and day < oldest:
                 path.unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -86,13 +84,75 @@ class DailyFileHandler(logging.Handler):
         super().close()
 
 
+def day_of(service: str, name: str) -> dt.date | None:
+    """The day a file named as `DailyFileHandler` names them covers; None for another name."""
+    prefix, stamp, suffix = name[: len(service) + 1], name[len(service) + 1 : -4], name[-4:]
+    if (
+        prefix != f"{service}-"
+        or suffix != ".log"
+        or len(stamp) != 8
+        or not (stamp.isascii() and stamp.isdigit())
+    ):
+        return None
+    try:
+        return dt.datetime.strptime(stamp, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A WARNING or worse, as the status page lists it."""
+
+    at: dt.datetime
+    level: str
+    service: str
+    message: str
+
+
+class RecentProblems(logging.Handler):
+    """The last `size` WARNING and ERROR records of this process, in memory, for the status
+    page (the files keep everything; this saves reading them on every refresh)."""
+
+    MESSAGE_LIMIT = 2000
+
+    def __init__(self, size: int = 100) -> None:
+        super().__init__(logging.WARNING)
+        self._records: deque[Problem] = deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                message += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+            service = record.name.removeprefix(f"{ROOT}.")
+            at = dt.datetime.fromtimestamp(record.created, dt.UTC)
+            # deque.append is atomic: no lock needed beside the handler's own.
+            self._records.append(
+                Problem(at, record.levelname, service, message[: self.MESSAGE_LIMIT])
+            )
+        except Exception:
+            self.handleError(record)
+
+    def latest(self, limit: int | None = None) -> list[Problem]:
+        """Newest first."""
+        found = list(reversed(self._records))
+        return found if limit is None else found[:limit]
+
+
+# One per process, like the logging tree it hangs in; `setup` attaches it.
+RECENT_PROBLEMS = RecentProblems()
+
+
 def setup(settings: LoggingSettings, *, console_stream: TextIO | None = None) -> None:
-    """Attach a daily file per service and, if enabled, the terminal; replaces earlier setup."""
+    """Attach a daily file per service and, if enabled, the terminal; replaces earlier setup.
+    WARNING and worse are also kept in `RECENT_PROBLEMS`."""
     formatter = logging.Formatter(FORMAT)
     root = logging.getLogger(ROOT)
-    _reset(root)
+    _reset(root, keep=RECENT_PROBLEMS)
     root.setLevel(logging.DEBUG)
     root.propagate = False
+    root.addHandler(RECENT_PROBLEMS)
     if settings.console:
         console = logging.StreamHandler(console_stream or sys.stderr)
         console.setFormatter(formatter)
@@ -121,8 +181,27 @@ def setup(settings: LoggingSettings, *, console_stream: TextIO | None = None) ->
             library.addHandler(handler)
 
 
-def _reset(logger: logging.Logger, *, close: bool = True) -> None:
+def apply_levels(settings: LoggingSettings) -> None:
+    """New levels per service and for the terminal, on the handlers `setup` made (this
+    process only: Store SCP receiver processes keep theirs until the next start)."""
+    for service in SERVICES:
+        level = settings.levels[service]
+        logger = get_logger(service)
+        logger.setLevel(level)
+        for handler in logger.handlers:
+            handler.setLevel(level)
+    for handler in logging.getLogger(ROOT).handlers:
+        handler.setLevel(settings.console_level)
+    for name, (service, floor) in LIBRARIES.items():
+        logging.getLogger(name).setLevel(
+            max(logging.getLevelName(floor), logging.getLevelName(settings.levels[service]))
+        )
+
+
+def _reset(
+    logger: logging.Logger, *, close: bool = True, keep: logging.Handler | None = None
+) -> None:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-        if close:
+        if close and handler is not keep:
             handler.close()

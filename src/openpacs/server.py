@@ -11,22 +11,28 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import functools
 import multiprocessing
 import multiprocessing.process
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from pydicom import Dataset
 
-from openpacs import logs, nodes
+from openpacs import config_edit, logs, nodes
 from openpacs.archive.core import Core, open_core
 from openpacs.config import Settings
+from openpacs.config_edit import SettingsReport
 from openpacs.dimse import qr_scu, scu
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.mwl_scp import make_worklist_listener
@@ -39,6 +45,8 @@ from openpacs.dimse.store_job import KIND as STORE_JOB
 from openpacs.dimse.store_job import make_store_handler
 from openpacs.dimse.store_scp import make_store_listener
 from openpacs.jobs import JobRunner
+from openpacs.monitoring import metrics
+from openpacs.monitoring.associations import Associations, SharedCounts
 from openpacs.printing import jobs as print_jobs
 from openpacs.printing.films import FilmKeeper
 from openpacs.web.api.deps import Services
@@ -48,7 +56,14 @@ from openpacs.worklist.arrival import CompleteOnArrival
 log = logs.get_logger("storescp")
 
 
-def start_qr(core: Core) -> Listener:
+def _start(listener: Listener, monitor: Associations | None) -> Listener:
+    if monitor is not None:
+        listener.monitor = monitor  # one per process: the status page's view of them all
+    listener.start()
+    return listener
+
+
+def start_qr(core: Core, monitor: Associations | None = None) -> Listener:
     """The Query/Retrieve SCP, in the main process only (C-FIND and retrieves are light on CPU
     next to ingest; C-MOVE and C-GET send from here)."""
     directory = nodes.NodeDirectory(core.sessions)
@@ -58,19 +73,17 @@ def start_qr(core: Core) -> Listener:
         return (node.host, node.port) if node is not None else None
 
     listener = make_qr_listener(core.settings.qrscp, core.sessions, core.storage, resolve)
-    listener.start()
-    return listener
+    return _start(listener, monitor)
 
 
-def start_worklist(core: Core) -> Listener:
+def start_worklist(core: Core, monitor: Associations | None = None) -> Listener:
     """The Modality Worklist and MPPS SCP, in the main process."""
     settings = core.settings
     listener = make_worklist_listener(settings.worklist, core.sessions, settings.worklist_stations)
-    listener.start()
-    return listener
+    return _start(listener, monitor)
 
 
-def start_print(core: Core) -> Listener:
+def start_print(core: Core, monitor: Associations | None = None) -> Listener:
     """The Print SCP, in the main process: films go through Archive.store like any object."""
     settings = core.settings.printscp
     with core.writing() as session:
@@ -78,18 +91,123 @@ def start_print(core: Core) -> Listener:
     if left:
         logs.get_logger("printscp").warning("%d print job(s) left open by the last run", left)
     listener = make_print_listener(settings, FilmKeeper(core, settings), core.sessions)
-    listener.start()
-    return listener
+    return _start(listener, monitor)
 
 
-def start_store(core: Core, *, shared_socket: socket.socket | None = None) -> Listener:
+def start_store(
+    core: Core,
+    *,
+    shared_socket: socket.socket | None = None,
+    monitor: Associations | None = None,
+) -> Listener:
     if core.settings.worklist.complete_on_arrival:
         core.archive.subscribe(CompleteOnArrival(core.writing))
+    return _store_listener(core, shared_socket, monitor)
+
+
+def _store_listener(
+    core: Core, shared_socket: socket.socket | None = None, monitor: Associations | None = None
+) -> Listener:
     listener = make_store_listener(
         core.settings.storescp, core.archive, shared_socket=shared_socket
     )
-    listener.start()
-    return listener
+    return _start(listener, monitor)
+
+
+LISTENER_SECTIONS = ("storescp", "qrscp", "worklist", "printscp")
+# Keys applied by the running server without a restart (besides the listeners' own sections,
+# restarted in place, and the nodes, seeded into the registry again).
+LIVE_KEYS = frozenset({"logging.levels", "logging.console_level"})
+
+
+class Listeners:
+    """The main process's DICOM listeners, each restartable in place with new settings
+    (Settings page: AE titles, ports, on/off, policies) without stopping the others."""
+
+    def __init__(
+        self,
+        core: Core,
+        shared: socket.socket | None,
+        receivers: int,
+        monitor: Associations | None = None,
+    ) -> None:
+        self.core = core
+        self.shared = shared
+        self.monitor = monitor
+        self.receivers = receivers  # extra Store SCP processes: storescp cannot restart alone
+        self.running: dict[str, Listener] = {}
+        self._lock = threading.Lock()
+
+    def start_all(self) -> None:
+        if self.core.settings.worklist.complete_on_arrival:
+            self.core.archive.subscribe(CompleteOnArrival(self.core.writing))
+        for name in LISTENER_SECTIONS:
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        if not getattr(self.core.settings, name).enabled:
+            log.info("%s is disabled (%s.enabled = false)", name, name)
+            return
+        starters = {
+            "storescp": lambda core, monitor: _store_listener(core, self.shared, monitor),
+            "qrscp": start_qr,
+            "worklist": start_worklist,
+            "printscp": start_print,
+        }
+        self.running[name] = starters[name](self.core, self.monitor)
+
+    def _stop(self, name: str, settings: Settings) -> None:
+        listener = self.running.pop(name, None)
+        if listener is not None:
+            listener.stop(getattr(settings, name).shutdown_grace)
+
+    def stop_all(self) -> None:
+        for name in LISTENER_SECTIONS:
+            self._stop(name, self.core.settings)
+
+    def apply(self, new: Settings) -> SettingsReport:
+        """Take `new` settings: what can change live does (listeners restart in place, log
+        levels, nodes); the rest waits for a restart. A listener that cannot start with its
+        new values (a port in use) keeps running with the old ones, and the report says why."""
+        with self._lock:
+            old = self.core.settings
+            report = SettingsReport()
+            changed = config_edit.changed_keys(old, new)
+            self.core.settings = new
+            touched = {key.partition(".")[0] for key in changed}
+            if "worklist_stations" in touched:
+                touched.add("worklist")
+            for key in changed:
+                section = key.partition(".")[0]
+                if key in LIVE_KEYS or section in ("nodes", "worklist_stations"):
+                    report.applied.append(key)
+                elif section not in LISTENER_SECTIONS:
+                    report.restart_required.append(key)
+            if any(key in LIVE_KEYS for key in changed):
+                logs.apply_levels(new.logging)
+            if "nodes" in touched:
+                seed_nodes(self.core)
+            for name in LISTENER_SECTIONS:
+                if name in touched:
+                    keys = [key for key in changed if key.partition(".")[0] == name]
+                    self._restart(name, old, keys, report)
+            return report
+
+    def _restart(self, name: str, old: Settings, keys: list[str], report: SettingsReport) -> None:
+        if name == "storescp" and self.receivers:
+            report.restart_required += keys  # the receiver processes share its socket
+            return
+        self._stop(name, old)
+        try:
+            self._start(name)
+        except OSError as exc:
+            reason = f"{name} could not start with the new values ({exc}); kept the old ones"
+            log.error("%s", reason)
+            self.core.settings = self.core.settings.model_copy(update={name: getattr(old, name)})
+            self._start(name)
+            report.failed += [(key, reason) for key in keys]
+            return
+        report.applied += keys
 
 
 ECHO_TIMEOUT = 10
@@ -157,19 +275,34 @@ def start_jobs(core: Core) -> JobRunner:
     return runner
 
 
-def web_services(core: Core, runner: JobRunner) -> Services:
+def web_services(
+    core: Core,
+    runner: JobRunner,
+    monitor: Associations | None = None,
+    receivers: list[multiprocessing.process.BaseProcess] | None = None,
+    receiver_metrics: Path | None = None,
+) -> Services:
     """What the HTTP side may ask of the DIMSE side; we call peers with our Store SCP's AE
     title, the one they know us by."""
     calling_ae = core.settings.storescp.ae_title
+    started = list(receivers or [])
+
+    def receiver_pids() -> list[int]:
+        return [p.pid for p in started if p.pid is not None and p.is_alive()]
+
     return Services(
         echo=functools.partial(echo_node, calling_ae=calling_ae),
         find=functools.partial(find_node, calling_ae=calling_ae),
         wake_jobs=runner.wake,
+        associations=monitor,
+        receivers=receiver_pids,
+        receiver_metrics=receiver_metrics,
     )
 
 
-def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM; associations in flight get `shutdown_grace` seconds."""
+def serve(settings: Settings, config_file: Path | None = None) -> None:
+    """Run until SIGINT/SIGTERM; associations in flight get `shutdown_grace` seconds.
+    `config_file`: where the Settings page saves changes (None: ./openpacs.toml)."""
     logs.setup(settings.logging)
     core = open_core(settings)
     seed_nodes(core)
@@ -178,17 +311,24 @@ def serve(settings: Settings) -> None:
         log.info("removed %d temporary files left by an earlier run", removed)
     workers = settings.storescp.receiver_processes()
     shared = None
+    counts = SharedCounts(multiprocessing.get_context("spawn"))
+    receiver_metrics: Path | None = None
     if workers > 1:
         shared = socket.create_server(
             (settings.storescp.host, settings.storescp.port), backlog=LISTEN_BACKLOG
         )
-    children = _start_workers(settings, workers - 1, shared)
-    listener = start_store(core, shared_socket=shared)
-    qr_listener = start_qr(core)
-    worklist_listener = start_worklist(core)
-    print_listener = start_print(core)
+        receiver_metrics = Path(tempfile.mkdtemp(prefix="openpacs-metrics-"))
+    children = _start_workers(settings, workers - 1, shared, counts, receiver_metrics)
+    monitor = Associations(shared=counts)
+    listeners = Listeners(core, shared, len(children), monitor)
+    listeners.start_all()
     runner = start_jobs(core)
-    app = create_app(core, web_services(core, runner))
+    services = dataclasses.replace(
+        web_services(core, runner, monitor, children, receiver_metrics),
+        apply_settings=listeners.apply,
+        settings_file=config_edit.target_file(config_file),
+    )
+    app = create_app(core, services)
     config = uvicorn.Config(
         app,
         host=settings.http.host,
@@ -210,12 +350,11 @@ def serve(settings: Settings) -> None:
             child.terminate()
         # Running jobs stop at their next item and resume at the next start.
         runner.stop(settings.storescp.shutdown_grace)
-        listener.stop(settings.storescp.shutdown_grace)
-        qr_listener.stop(settings.qrscp.shutdown_grace)
-        worklist_listener.stop(settings.worklist.shutdown_grace)
-        print_listener.stop(settings.printscp.shutdown_grace)
+        listeners.stop_all()
         for child in children:
             child.join(settings.storescp.shutdown_grace + 5)
+        if receiver_metrics is not None:
+            shutil.rmtree(receiver_metrics, ignore_errors=True)
         core.close()
         logs.get_logger("api").info("openpacs stopped")
 
@@ -235,25 +374,55 @@ def _stop_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # The request covers a parent dying from now on; one that died while this process was
+    # still starting (spawn imports for a while on a loaded machine) sends nothing, and we
+    # would serve on without a server. We were re-parented then: stop now.
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        raise SystemExit("the openpacs server stopped while this receiver was starting")
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Variables a spawned child inherits (it copies the environment when it starts)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _start_workers(
-    settings: Settings, count: int, shared: socket.socket | None
+    settings: Settings,
+    count: int,
+    shared: socket.socket | None,
+    counts: SharedCounts | None = None,
+    metrics_folder: Path | None = None,
 ) -> list[multiprocessing.process.BaseProcess]:
     """Start receiver processes on the shared listening socket and wait until each accepts, so
-    that when the server says it is ready (/health), every receiver takes associations."""
+    that when the server says it is ready (/health), every receiver takes associations. Each
+    writes its metrics into `metrics_folder` (prometheus-client's multiprocess mode, chosen by
+    the environment it imports prometheus-client with) and its association counts to
+    `counts`."""
     context = multiprocessing.get_context("spawn")
     data = settings.model_dump(mode="json")
     started = []
+    environment = metrics.receiver_environment(metrics_folder) if metrics_folder else {}
     for number in range(1, count + 1):
         ready = context.Event()
         process = context.Process(
             target=run_store_worker,
-            args=(data, ready, shared),
+            args=(data, ready, shared, counts),
             name=f"storescp-{number}",
             daemon=False,
         )
-        process.start()
+        with _environment(environment):
+            process.start()
         started.append((process, ready))
     for process, ready in started:
         if not ready.wait(WORKER_START_TIMEOUT):
@@ -264,14 +433,18 @@ def _start_workers(
 
 
 def run_store_worker(
-    settings_data: dict[str, Any], ready: Any, shared: socket.socket | None
+    settings_data: dict[str, Any],
+    ready: Any,
+    shared: socket.socket | None,
+    counts: SharedCounts | None = None,
 ) -> None:
     """A receiver process: a Store SCP accepting on the shared socket, until SIGTERM."""
     _stop_with_parent()
     settings = Settings.model_validate(settings_data)
     logs.setup(settings.logging)
     core = open_core(settings, migrate=False)
-    listener = start_store(core, shared_socket=shared)
+    monitor = Associations(shared=counts, publish=True)
+    listener = start_store(core, shared_socket=shared, monitor=monitor)
     ready.set()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -31,7 +31,35 @@ def test_folded_names_are_filled_in_for_existing_patients(database_url: str) -> 
         engine.dispose()
 
 
-def test_accounts_tables_come_and_go_with_0008(database_url: str) -> None:
+def test_nodes_that_could_print_by_store_keep_printing(database_url: str) -> None:
+    """Before 0008 the Print SCP admitted registered nodes by `store`; after it, by `print`,
+    which existing nodes get where they had `store`."""
+    engine = create_engine(database_url)
+    try:
+        config = db._alembic_config(engine)
+        command.upgrade(config, "0007")
+        with engine.begin() as conn:
+            for name, may_store in (("ct", True), ("viewer", False)):
+                conn.execute(
+                    text(
+                        "INSERT INTO node (name, ae_title, host, port, tls, description, "
+                        "store_target, qr_source, move_destination, printer, may_echo, "
+                        "may_store, may_find, may_move, may_get, created_at, updated_at) "
+                        "VALUES (:name, :ae, 'h', 104, false, '', false, false, false, false, "
+                        "true, :store, true, false, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"name": name, "ae": name.upper(), "store": may_store},
+                )
+        db.migrate(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, may_print FROM node ORDER BY name")).all()
+        assert [(name, bool(may)) for name, may in rows] == [("ct", True), ("viewer", False)]
+        command.downgrade(config, "0007")
+    finally:
+        engine.dispose()
+
+
+def test_accounts_tables_come_and_go_with_0009(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         config = db._alembic_config(engine)
@@ -51,7 +79,7 @@ def test_accounts_tables_come_and_go_with_0008(database_url: str) -> None:
                     "VALUES (CURRENT_TIMESTAMP, 'opened', '1.2.3')"
                 )
             )
-        command.downgrade(config, "0007")
+        command.downgrade(config, "0008")
         tables = set(inspect(engine).get_table_names())
         assert not tables & {"app_user", "user_session", "api_token", "login_throttle"}
         assert "audit_event" not in tables and "print_job" in tables
@@ -62,11 +90,11 @@ def test_accounts_tables_come_and_go_with_0008(database_url: str) -> None:
         engine.dispose()
 
 
-def test_east_asian_names_fold_into_one_word_more_with_0009(database_url: str) -> None:
+def test_east_asian_names_fold_into_one_word_more_with_0010(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         config = db._alembic_config(engine)
-        command.upgrade(config, "0008")
+        command.upgrade(config, "0009")
         with engine.begin() as conn:
             for patient_id, name in (("P1", "Zhang^San=张^三"), ("P2", "Müller^Jürgen")):
                 conn.execute(
@@ -82,8 +110,26 @@ def test_east_asian_names_fold_into_one_word_more_with_0009(database_url: str) -
         query = text("SELECT patient_name_folded FROM patient ORDER BY patient_id")
         with engine.connect() as conn:
             assert conn.execute(query).scalars().all() == [" zhang san 张 三 张三 ", "unchanged"]
-        command.downgrade(config, "0008")
+        command.downgrade(config, "0009")
         with engine.connect() as conn:
             assert conn.execute(query).scalars().all() == [" zhang san 张 三 ", "unchanged"]
+    finally:
+        engine.dispose()
+
+
+def test_received_at_index_comes_and_goes_with_0011(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        config = db._alembic_config(engine)
+        db.migrate(engine)
+
+        def indexes() -> set[str]:
+            return {str(index["name"]) for index in inspect(engine).get_indexes("instance")}
+
+        assert "ix_instance_received_at" in indexes()
+        command.downgrade(config, "0010")
+        assert "ix_instance_received_at" not in indexes()
+        db.migrate(engine)
+        assert "ix_instance_received_at" in indexes()
     finally:
         engine.dispose()

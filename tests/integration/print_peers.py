@@ -23,7 +23,7 @@ from openpacs.archive.core import Core
 from openpacs.dimse.engine import Listener
 from openpacs.dimse.print_scp import make_print_listener
 from openpacs.printing.films import FilmKeeper
-from openpacs.printing.session import COLOUR_META, GREY_META, PRESENTATION_LUT
+from openpacs.printing.session import ANNOTATION_BOX, COLOUR_META, GREY_META, PRESENTATION_LUT
 from tests.conftest import free_port, need
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -142,9 +142,10 @@ def dcmtk_print(
 def pynetdicom_print(
     port: int, ae_title: str = "PRINTSCP", calling_ae: str = "PYPRINT"
 ) -> Iterator[PynetAssociation]:
-    """A pynetdicom association offering both print meta classes and Presentation LUT."""
+    """A pynetdicom association offering both print meta classes, Presentation LUT and Basic
+    Annotation Box."""
     ae = AE(ae_title=calling_ae)
-    for uid in (GREY_META, COLOUR_META, PRESENTATION_LUT):
+    for uid in (GREY_META, COLOUR_META, PRESENTATION_LUT, ANNOTATION_BOX):
         ae.add_requested_context(uid)
     assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)
     assert assoc.is_established

@@ -1,5 +1,5 @@
 """`calling_aes = "registered"`: only registered nodes with the listener's permission associate;
-checked with dcmtk's echoscu (Store SCP) and findscu (Q/R SCP)."""
+checked with dcmtk's echoscu (Store SCP, Print SCP) and findscu (Q/R SCP)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from openpacs.archive.core import Core, open_core
 from openpacs.config import NodeSettings, Permission
 from openpacs.dimse.engine import Listener
+from openpacs.dimse.print_scp import make_print_listener
 from openpacs.dimse.qr_scp import make_qr_listener
 from openpacs.nodes import registry
+from openpacs.printing.films import FilmKeeper
 from openpacs.server import start_store
 from tests.conftest import make_settings, need
 from tests.integration.conftest import run
@@ -54,9 +56,11 @@ def _register(core: Core, ae_title: str, *permissions: Permission) -> None:
         registry.create(session, spec)
 
 
-def _echo(listener: Listener, calling: str) -> subprocess.CompletedProcess[str]:
+def _echo(
+    listener: Listener, calling: str, called: str = "STORESCP"
+) -> subprocess.CompletedProcess[str]:
     return run(
-        need("echoscu"), "-aet", calling, "-aec", "STORESCP", "127.0.0.1", str(listener.port),
+        need("echoscu"), "-aet", calling, "-aec", called, "127.0.0.1", str(listener.port),
         check=False,
     )  # fmt: skip
 
@@ -107,3 +111,22 @@ def test_each_request_needs_its_own_permission(guarded: tuple[Core, Listener, Li
         output = result.stdout + result.stderr
         assert "0x124" in output and not _rejected(result), output
     assert _accepted(_find(qr, "VIEWER"))
+
+
+def test_print_scp_admits_nodes_with_the_print_permission(tmp_path: Path, sqlite_url: str) -> None:
+    """A modality registered to store may not print: printing is its own permission."""
+    settings = make_settings(tmp_path, sqlite_url, printscp={"calling_aes": "registered"})
+    core = open_core(settings)
+    printer = make_print_listener(
+        settings.printscp, FilmKeeper(core, settings.printscp), core.sessions
+    )
+    printer.start()
+    try:
+        _register(core, "CT1", Permission.store)
+        _register(core, "CR1", Permission.print)
+        assert _rejected(_echo(printer, "STRANGER", "PRINTSCP"))
+        assert _rejected(_echo(printer, "CT1", "PRINTSCP"))
+        assert _accepted(_echo(printer, "CR1", "PRINTSCP"))
+    finally:
+        printer.stop(grace=2)
+        core.close()

@@ -21,6 +21,7 @@ from openpacs.dicom import json as dicom_json
 from openpacs.dicom import render
 from openpacs.printing import compose, jobs
 from openpacs.printing.session import (
+    ANNOTATION_BOX,
     COLOUR_IMAGE_BOX,
     COLOUR_META,
     FILM_BOX,
@@ -31,7 +32,7 @@ from openpacs.printing.session import (
     PRINTER,
     PRINTER_INSTANCE,
 )
-from tests.conftest import need, sample
+from tests.conftest import need, need_chinese_font, sample
 from tests.generators import ct_series
 from tests.integration.print_peers import (
     colour_box,
@@ -487,3 +488,45 @@ def test_dcmtk_annotation_is_printed_on_the_film(core: Core, tmp_path: Path) -> 
     band = compose.annotation_band(150)
     assert png[png.shape[0] - band :].max() == 255  # white text on the black border
     assert png[:band].max() == 0  # nothing above
+
+
+def _annotated_film(core: Core, tmp_path: Path, text: str) -> np.ndarray:
+    """A one-image grey film with `text` (UTF-8) above the image, printed by pynetdicom."""
+    with print_scp(core) as listener, pynetdicom_print(listener.port) as assoc:
+        session_uid, box_uid = generate_uid(), generate_uid()
+        assoc.send_n_create(None, FILM_SESSION, session_uid, meta_uid=GREY_META)
+        attrs = Dataset()
+        attrs.ImageDisplayFormat, attrs.AnnotationDisplayFormatID = "STANDARD\\1,1", "TITLE"
+        attrs.ReferencedFilmSessionSequence = Sequence([referenced(FILM_SESSION, session_uid)])
+        status, box = assoc.send_n_create(attrs, FILM_BOX, box_uid, meta_uid=GREY_META)
+        assert status.Status == 0 and box is not None
+        note = Dataset()
+        note.SpecificCharacterSet = "ISO_IR 192"
+        note.AnnotationPosition, note.TextString = 1, text
+        uid = box.ReferencedBasicAnnotationBoxSequence[0].ReferencedSOPInstanceUID
+        status, _ = assoc.send_n_set(note, ANNOTATION_BOX, uid)
+        assert status.Status == 0, status
+        image = Dataset()
+        image.ImageBoxPosition = 1
+        item = dcmread(_grey_image(tmp_path / "ramp.dcm"))
+        image.BasicGrayscaleImageSequence = Sequence([item])
+        uid = box.ReferencedImageBoxSequence[0].ReferencedSOPInstanceUID
+        status, _ = assoc.send_n_set(image, GREY_IMAGE_BOX, uid, meta_uid=GREY_META)
+        assert status.Status == 0, status
+        status, _ = assoc.send_n_action(None, 1, FILM_BOX, box_uid, meta_uid=GREY_META)
+        assert status.Status == 0
+    job = _jobs(core)[0]
+    (film,) = _films(core, job.id)
+    assert film.annotations == [{"position": 1, "text": text}]
+    return _film_png(core, job, 1)
+
+
+def test_a_chinese_annotation_is_drawn_in_a_chinese_font(core: Core, tmp_path: Path) -> None:
+    """Pillow's own font draws every Chinese character as the same empty box, so two different
+    names would look alike; in a Chinese font they differ."""
+    need_chinese_font()
+    band = compose.annotation_band(150)
+    first = _annotated_film(core, tmp_path, "张三 胸部CT")[:band]
+    second = _annotated_film(core, tmp_path, "李四 腹部CT")[:band]
+    assert first.max() == 255 and second.max() == 255
+    assert np.count_nonzero(first != second) > 100

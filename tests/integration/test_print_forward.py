@@ -4,6 +4,7 @@ runner, as POST /api/print/jobs/{id}/print queues it; what dcmprscp stored is th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -153,3 +154,110 @@ def test_a_colour_job_forwarded_to_our_own_print_scp_stays_colour(
     # The whole original film went in as one image and was scaled to fit inside the 2 mm
     # margins: the same picture, slightly smaller; its colours survive.
     assert tuple(copied[copied.shape[0] // 2 + 200, copied.shape[1] // 2 + 100]) == (200, 30, 90)
+
+
+def _jobs_newest_first(client: Client) -> list[dict[str, Any]]:
+    return client.get("/api/print/jobs").json()["items"]  # type: ignore[no-any-return]
+
+
+def test_the_original_layout_reaches_dcmprscp_with_the_images_as_received(
+    core: Core, runner: JobRunner, tmp_path: Path
+) -> None:
+    """layout=original: dcmprscp gets the modality's film box (2 images on STANDARD\\2,1,
+    14INX17IN, REPLICATE) and each 12-bit image box as dcmtk sent it to us."""
+    cts = ct_series(tmp_path / "ct", 2, rows=64, columns=64)
+    with print_scp(core) as listener:
+        printed = dcmtk_print(
+            tmp_path / "dcmtk", listener.port, cts, "--layout", "2", "1",
+            "--filmsize", "14INX17IN", "--magnification", "REPLICATE",
+        )  # fmt: skip
+        assert printed.returncode == 0, printed.output
+    client = Client(create_app(core, Services()))
+    (job,) = _jobs_newest_first(client)
+    with DcmPrScp(tmp_path / "printer") as printer:
+        _add_printer(core, "film-printer", printer.ae_title, printer.port)
+        response = client.post(
+            f"/api/print/jobs/{job['id']}/print",
+            json={"node": "film-printer", "layout": "original"},
+        )
+        assert response.status_code == 202, response.text
+        runner.run_next()
+        hardcopies, stored = printer.hardcopies(), printer.stored_prints()
+    detail = client.get(f"/api/print/jobs/{job['id']}").json()
+    assert detail["state"] == "forwarded", detail["reason"]
+    (stored_print,) = stored
+    box = dcmread(stored_print).FilmBoxContentSequence[0]
+    assert (box.ImageDisplayFormat, box.FilmSizeID) == ("STANDARD\\2,1", "14INX17IN")
+    assert box.MagnificationType == "REPLICATE"
+    (film,) = detail["films"]
+    folder = core.storage.print_dir / str(job["id"])
+    assert len(hardcopies) == 2
+    for kept, hardcopy in zip(film["image_boxes"], hardcopies, strict=True):
+        received = dcmread(folder / kept["file"]).BasicGrayscaleImageSequence[0]
+        arrived = dcmread(hardcopy)
+        assert (arrived.BitsStored, received.BitsStored) == (12, 12)
+        sent = np.frombuffer(received.PixelData, "<u2").reshape(received.Rows, received.Columns)
+        assert np.array_equal(arrived.pixel_array, sent)
+
+
+def test_the_original_layout_forwarded_to_ourselves_makes_the_same_film(
+    core: Core, runner: JobRunner
+) -> None:
+    """A colour 2x2 film of three images, forwarded to our own SCP in its original layout:
+    the copy is composed from the same boxes at the same size, so it is the same film."""
+    with print_scp(core) as listener:
+        with pynetdicom_print(listener.port) as assoc:
+            session_uid, box_uid = generate_uid(), generate_uid()
+            status, _ = assoc.send_n_create(None, FILM_SESSION, session_uid, meta_uid=COLOUR_META)
+            attrs = Dataset()
+            attrs.ImageDisplayFormat, attrs.FilmSizeID = "STANDARD\\2,2", "8INX10IN"
+            attrs.BorderDensity = "WHITE"
+            attrs.ReferencedFilmSessionSequence = Sequence([referenced(FILM_SESSION, session_uid)])
+            status, box = assoc.send_n_create(attrs, FILM_BOX, box_uid, meta_uid=COLOUR_META)
+            assert status.Status == 0 and box is not None
+            colours = [(200, 30, 90), (20, 160, 40), (10, 10, 220)]
+            for position, rgb in enumerate(colours, start=1):
+                uid = box.ReferencedImageBoxSequence[position - 1].ReferencedSOPInstanceUID
+                item = colour_box(position, colour_item(40, 30, rgb, planar=1))
+                status, _ = assoc.send_n_set(item, COLOUR_IMAGE_BOX, uid, meta_uid=COLOUR_META)
+                assert status.Status == 0
+            status, _ = assoc.send_n_action(None, 1, FILM_BOX, box_uid, meta_uid=COLOUR_META)
+            assert status.Status == 0
+        _add_printer(core, "self", core.settings.printscp.ae_title, listener.port)
+        client = Client(create_app(core, Services()))
+        (original,) = _jobs_newest_first(client)
+        queued = client.post(
+            f"/api/print/jobs/{original['id']}/print", json={"node": "self", "layout": "original"}
+        )
+        assert queued.status_code == 202, queued.text
+        runner.run_next()
+    copy, first = _jobs_newest_first(client)
+    assert first["state"] == "forwarded" and copy["colour"]
+    (film,) = client.get(f"/api/print/jobs/{copy['id']}").json()["films"]
+    assert film["attributes"]["20100010"]["Value"] == ["STANDARD\\2,2"]
+    source = np.asarray(Image.open(core.storage.print_dir / str(original["id"]) / "film-1.png"))
+    copied = np.asarray(Image.open(core.storage.print_dir / str(copy["id"]) / "film-1.png"))
+    assert np.array_equal(copied, source)
+
+
+def test_annotations_go_on_in_the_original_layout(
+    core: Core, runner: JobRunner, tmp_path: Path
+) -> None:
+    (ct,) = ct_series(tmp_path / "ct", 1, rows=64, columns=64)
+    with print_scp(core) as listener:
+        printed = dcmtk_print(
+            tmp_path / "dcmtk", listener.port, [ct], "-a", "CHEST FILM 1", "--print-no-date",
+            "--print-no-name", "--print-no-lighting", annotations=True,
+        )  # fmt: skip
+        assert printed.returncode == 0, printed.output
+        _add_printer(core, "self", core.settings.printscp.ae_title, listener.port)
+        client = Client(create_app(core, Services()))
+        (original,) = _jobs_newest_first(client)
+        client.post(
+            f"/api/print/jobs/{original['id']}/print", json={"node": "self", "layout": "original"}
+        )
+        runner.run_next()
+    copy, first = _jobs_newest_first(client)
+    assert first["state"] == "forwarded", first["reason"]
+    (film,) = client.get(f"/api/print/jobs/{copy['id']}").json()["films"]
+    assert film["annotations"] == [{"position": 2, "text": "CHEST FILM 1"}]

@@ -43,3 +43,34 @@ def test_files_past_retention_are_removed(tmp_path: Path) -> None:
     assert not old.exists()
     assert recent.exists()
     assert os.listdir(folder) and any("hello" in p.read_text() for p in folder.iterdir())
+
+
+def test_warnings_and_errors_are_kept_for_the_status_page(tmp_path: Path) -> None:
+    logs.setup(LoggingSettings(dir=tmp_path, console=False))
+    logs.get_logger("db").info("not a problem")
+    logs.get_logger("db").warning("index slow: %d ms", 900)
+    try:
+        raise OSError("disk full")
+    except OSError:
+        logs.get_logger("storescp").exception("could not store 1.2.3")
+    logging.getLogger("uvicorn.error").error("bind failed")
+    latest = logs.RECENT_PROBLEMS.latest(3)
+    assert [(p.level, p.service, p.message) for p in latest] == [
+        ("ERROR", "uvicorn.error", "bind failed"),
+        ("ERROR", "storescp", "could not store 1.2.3 (OSError: disk full)"),
+        ("WARNING", "db", "index slow: 900 ms"),
+    ]
+    assert all(p.at.tzinfo is not None for p in latest)
+
+
+def test_day_of_a_file_name() -> None:
+    assert logs.day_of("api", "api-20260228.log") == dt.date(2026, 2, 28)
+    for name in (
+        "api-20260230.log",
+        "api-2026022.log",
+        "jobs-20260228.log",
+        "api-20260228.txt",
+        "api-２０２６０２２８.log",
+        "api-20260228.log.1",
+    ):
+        assert logs.day_of("api", name) is None, name

@@ -54,7 +54,7 @@ def test_add_read_and_list(client: Client) -> None:
     assert {k: node[k] for k in ORTHANC} == ORTHANC
     assert node["tls"] is False and node["description"] == "影像科"
     assert node["uses"] == ["store_target", "qr_source", "move_destination"]
-    assert node["permissions"] == ["echo", "store", "find", "move", "get"]
+    assert node["permissions"] == ["echo", "store", "find", "move", "get", "print"]
     assert node["created_at"].endswith(("Z", "+00:00"))
 
     add(client, name="a-viewer", ae_title="VIEWER", uses=["move_destination"])

@@ -5,6 +5,8 @@
 // token the server set in a cookie readable by scripts. A 401 sends the user to the sign-in
 // page, a 403 "password change required" to the password change page.
 
+import { serverUrl } from '../base'
+
 export const CSRF_COOKIE = 'openpacs_csrf'
 export const PASSWORD_CHANGE_REQUIRED = 'password change required'
 
@@ -103,7 +105,7 @@ export async function request<T>(method: string, path: string, options: RequestO
     headers['Content-Type'] = 'application/json'
     body = JSON.stringify(options.body)
   }
-  const response = await fetch(withQuery(path, options.query), {
+  const response = await fetch(serverUrl(withQuery(path, options.query)), {
     method,
     headers,
     body,

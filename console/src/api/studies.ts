@@ -1,5 +1,6 @@
 // GET /api/studies and /api/studies/{uid}/series, typed as the server's response models.
 import { api } from './client'
+import { serverUrl } from '../base'
 
 export interface Study {
   study_instance_uid: string
@@ -58,5 +59,5 @@ export function studySeries(studyUid: string): Promise<Series[]> {
 }
 
 export function ohifUrl(studyUid: string): string {
-  return `/ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUid)}`
+  return serverUrl(`/ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUid)}`)
 }

@@ -25,6 +25,8 @@ class Action(StrEnum):
     token_created = "token-created"
     token_deleted = "token-deleted"
     opened = "opened"
+    downloaded = "downloaded"
+    uploaded = "uploaded"
     sent = "sent"
     retrieved = "retrieved"
     deleted = "deleted"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from openpacs.accounts.errors import TokenNotFound
@@ -20,6 +20,32 @@ def create(session: Session, user: User, name: str, now: dt.datetime) -> tuple[A
     """A new token for `user`: the row and the token itself (the only time it is known)."""
     token = PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, name=name, token_hash=digest(token), created_at=now)
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def create_launch_token(
+    session: Session, user: User, name: str, now: dt.datetime, lifetime: dt.timedelta
+) -> tuple[ApiToken, str]:
+    """A read-only token of `user` that ends after `lifetime` (a viewer launch link carries
+    it); the user's launch tokens that ended already are removed."""
+    session.execute(
+        delete(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.expires_at.is_not(None),
+            ApiToken.expires_at <= now,
+        )
+    )
+    token = PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user_id=user.id,
+        name=name,
+        token_hash=digest(token),
+        created_at=now,
+        expires_at=now + lifetime,
+        read_only=True,
+    )
     session.add(row)
     session.flush()
     return row, token

@@ -31,6 +31,11 @@ def files_under(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
+def is_media_directory(name: str) -> bool:
+    """A DICOMDIR: an index of removable media, not an object to store."""
+    return name.replace("\\", "/").rsplit("/", 1)[-1].upper() == "DICOMDIR"
+
+
 def import_file(archive: Archive, path: Path) -> Outcome:
     """Copy one file into the storage's temporary folder, then store it."""
     temp = archive.storage.new_temp()
@@ -51,7 +56,7 @@ def import_paths(
     report = ImportReport()
     for path in files:
         progress(path)
-        if path.name.upper() == "DICOMDIR":
+        if is_media_directory(path.name):
             report.rejected[str(path)] = "a media directory (DICOMDIR), not an object; skipped"
             continue
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -90,9 +90,17 @@ def _names(
 ) -> dict[str, Getter]:
     """Getters for a PN attribute's whole value, each of its component groups, and its folded
     words (fuzzy matching)."""
+    # The five getters run one after another on the same dataset: parse the name once. One
+    # tuple, replaced whole, so receiver threads sharing these getters never mix two datasets.
+    last: tuple[Dataset | None, v.NameGroups | None] = (None, None)
 
     def groups(ds: Dataset) -> v.NameGroups:
-        return v.person_name(ds.get(keyword))
+        nonlocal last
+        seen, parsed = last
+        if seen is not ds or parsed is None:
+            parsed = v.person_name(ds.get(keyword))
+            last = (ds, parsed)
+        return parsed
 
     return {
         full: lambda ds: groups(ds).full,
@@ -338,6 +346,7 @@ _INSTANCE_COLUMNS = [c.name for c in _table(Instance).columns if c.name != "pk"]
 _INSTANCE_PATH = _Prepared(
     select(Instance.file_path).where(Instance.sop_instance_uid == bindparam("uid"))
 )
+_PATIENT_ID = _Prepared(select(Patient.patient_id).where(Patient.pk == bindparam("pk")))
 _SERIES_BY_UID = _Prepared(
     select(Series.pk, Series.study_pk, Series.modality).where(
         Series.series_instance_uid == bindparam("uid")
@@ -388,25 +397,60 @@ def _connection(db: Db) -> Connection:
     return db if isinstance(db, Connection) else db.connection()
 
 
-def _insert_or_get(
-    conn: Connection, table: type[Base], values: dict[str, Any], where: dict[str, Any]
-) -> tuple[int, bool]:
-    """The row's primary key, inserting it unless it exists; True when this call created it."""
-    dialect = conn.dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    columns = table.__table__.c
-    stmt = (
-        builder(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=list(where))
-        .returning(columns.pk)
-    )
-    # RETURNING gives a row only when one was inserted; rowcount is not reliable across drivers.
-    created = conn.execute(stmt).scalar()
-    if created is not None:
-        return int(created), True
-    conditions = [columns[name] == value for name, value in where.items()]
-    return int(conn.execute(select(columns.pk).where(*conditions)).scalar_one()), False
+class _InsertOrGet:
+    """`INSERT ... ON CONFLICT DO NOTHING RETURNING pk`, else the existing row's pk, for one
+    level's table: compiled once per dialect like `_Prepared` (building the statement from a
+    dict of values cost ~1 ms per row, most of a new study's cost). Every column but the key
+    is bound; what the caller leaves out takes the column's Python-side default."""
+
+    def __init__(self, model: type[Base], unique: Sequence[str]) -> None:
+        table = _table(model)
+        names = [c.name for c in table.columns if c.name != "pk"]
+        binds: dict[str, Any] = {name: bindparam(name) for name in names}
+        self._inserts = {
+            dialect: _Prepared(
+                builder(table)
+                .values(binds)
+                .on_conflict_do_nothing(index_elements=list(unique))
+                .returning(table.c.pk)
+            )
+            for dialect, builder in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+        }
+        self._select = _Prepared(
+            select(table.c.pk).where(*(table.c[name] == bindparam(name) for name in unique))
+        )
+        self._unique = list(unique)
+        self._scalars: dict[str, Any] = {}
+        self._callables: dict[str, Callable[[], Any]] = {}
+        for column in table.columns:
+            default = column.default
+            if column.name == "pk" or default is None:
+                continue
+            arg = cast(Any, default).arg
+            if default.is_callable:
+                self._callables[column.name] = functools.partial(arg, None)
+            else:
+                self._scalars[column.name] = arg
+        self._names = names
+
+    def run(self, conn: Connection, values: dict[str, Any]) -> tuple[int, bool]:
+        """The row's primary key, inserting it unless it exists; True when this call made it."""
+        params = dict.fromkeys(self._names)
+        params.update(self._scalars)
+        for name, make in self._callables.items():
+            params[name] = make()
+        params.update(values)
+        # RETURNING gives a row only when one was inserted; rowcount is not reliable.
+        created = self._inserts[conn.dialect.name].run(conn, params).fetchone()
+        if created is not None:
+            return int(created[0]), True
+        where = {name: params[name] for name in self._unique}
+        return int(self._select.run(conn, where).fetchone()[0]), False
+
+
+_INSERT_PATIENT = _InsertOrGet(Patient, ["patient_id", "issuer_of_patient_id"])
+_INSERT_STUDY = _InsertOrGet(Study, ["study_instance_uid"])
+_INSERT_SERIES = _InsertOrGet(Series, ["series_instance_uid"])
 
 
 def stored_path(db: Db, sop_instance_uid: str) -> str | None:
@@ -426,32 +470,20 @@ def _new_series(
 ) -> tuple[int, int, bool]:
     """Create the series (and patient and study as needed): (series pk, study pk, new study)."""
     patient_values = {"patient_id": keys.patient_id, **values.patient}
-    patient_pk, _ = _insert_or_get(
-        conn,
-        Patient,
-        patient_values,
-        {
-            "patient_id": keys.patient_id,
-            "issuer_of_patient_id": patient_values["issuer_of_patient_id"],
-        },
-    )
+    patient_pk, _ = _INSERT_PATIENT.run(conn, patient_values)
     study_values = {
         "study_instance_uid": keys.study_instance_uid,
         "patient_pk": patient_pk,
         **values.study,
     }
-    study_pk, new_study = _insert_or_get(
-        conn, Study, study_values, {"study_instance_uid": keys.study_instance_uid}
-    )
+    study_pk, new_study = _INSERT_STUDY.run(conn, study_values)
     series_values = {
         "series_instance_uid": keys.series_instance_uid,
         "study_pk": study_pk,
         "source_ae": calling_ae,
         **values.series,
     }
-    series_pk, _ = _insert_or_get(
-        conn, Series, series_values, {"series_instance_uid": keys.series_instance_uid}
-    )
+    series_pk, _ = _INSERT_SERIES.run(conn, series_values)
     return series_pk, study_pk, new_study
 
 
@@ -483,7 +515,7 @@ def record_instance(
     if study is None:
         raise LookupError(f"study row {study_pk} vanished")
     _, patient_pk, modalities_in_study, sop_classes_in_study = study
-    if new_series and patient_pk is not None:
+    if new_series and not new_study and patient_pk is not None:
         _warn_if_moved(conn, patient_pk, keys)
     _INSERT_INSTANCE.run(
         conn,
@@ -524,9 +556,7 @@ def record_instance(
 
 
 def _warn_if_moved(conn: Connection, study_patient_pk: int, keys: InstanceKeys) -> None:
-    patient_id = conn.execute(
-        select(Patient.patient_id).where(Patient.pk == study_patient_pk)
-    ).scalar_one()
+    patient_id = _PATIENT_ID.run(conn, {"pk": study_patient_pk}).fetchone()[0]
     if patient_id != keys.patient_id:
         log.warning(
             "instance %s names patient ID %s but its study %s is filed under another; "
@@ -566,7 +596,7 @@ def remove_instance(session: Session, instance: Instance) -> None:
     if study_gone:
         session.delete(study)
     else:
-        _recompute_study_sets(session, study)
+        recompute_study_sets(session, study)
         study.updated_at = now
     session.execute(
         update(Patient)
@@ -584,7 +614,8 @@ def remove_instance(session: Session, instance: Instance) -> None:
     session.flush()
 
 
-def _recompute_study_sets(session: Session, study: Study) -> None:
+def recompute_study_sets(session: Session, study: Study) -> None:
+    """ModalitiesInStudy and SOPClassesInStudy from the study's remaining rows."""
     modalities = session.scalars(
         select(Series.modality).where(Series.study_pk == study.pk).distinct()
     ).all()

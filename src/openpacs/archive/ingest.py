@@ -41,6 +41,7 @@ from openpacs.dicom.charset import apply_charset, decide_charset, patch_specific
 from openpacs.dicom.header import read_header as read_raw_header
 from openpacs.dicom.uids import InvalidUID, check_uid
 from openpacs.logs import get_logger
+from openpacs.monitoring import metrics
 
 log = get_logger("db")
 
@@ -244,6 +245,15 @@ class Archive:
 
     def store(self, incoming: Incoming) -> StoreResult:
         """Store one object; returns only once it is on disk and in the index."""
+        try:
+            result = self._store(incoming)
+        except Exception:
+            metrics.instance(incoming.origin.value, "rejected")
+            raise
+        metrics.instance(incoming.origin.value, result.outcome.value)
+        return result
+
+    def _store(self, incoming: Incoming) -> StoreResult:
         temps = [incoming.path]
         try:
             header = inspect(incoming.path, incoming, repair_charset=self.repair_charset)
@@ -315,7 +325,7 @@ class Archive:
         cost the same for one object as for ten. Each object gets a savepoint, so one object's
         failure does not undo the others."""
         try:
-            with self._write_lock, self._transaction() as conn:
+            with metrics.timed_index("ingest_write"), self._write_lock, self._transaction() as conn:
                 if len(batch) == 1:
                     self._write_one(conn, batch[0])
                 else:

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from openpacs.archive import db
 from openpacs.archive.errors import IndexUnavailable, NotFound
-from openpacs.archive.models import Instance, Series, Study
+from openpacs.archive.models import Instance, Patient, Series, Study
 from openpacs.archive.retrieve import StoredInstance, stored_instance
 from openpacs.archive.storage import FileSystemStorage
 
@@ -87,10 +87,24 @@ def instances(
 
     NotFound (saying which level) when the study, the series in that study, or the instance in
     that series is not stored."""
+    stmt = study_select(study, series, *_COLUMNS)
+    if sop_instance is not None:
+        stmt = stmt.where(Instance.sop_instance_uid == sop_instance)
+    rows = _execute(session, stmt)
+    if not rows:
+        raise NotFound(_missing(study, series, sop_instance))
+    return [_located(storage, row) for row in rows]
+
+
+def study_select(study: str, series: str | None, *columns: Any) -> Select[Any]:
+    """SELECT `columns` (of instance, series, study, patient) over the instances of a study,
+    or of one series of it, in series then instance number order."""
     stmt = (
-        select(*_COLUMNS)
+        select(*columns)
+        .select_from(Instance)
         .join(Series, Series.pk == Instance.series_pk)
         .join(Study, Study.pk == Series.study_pk)
+        .join(Patient, Patient.pk == Study.patient_pk)
         .where(Study.study_instance_uid == study)
         .order_by(
             Series.series_number.asc().nulls_last(),
@@ -101,12 +115,7 @@ def instances(
     )
     if series is not None:
         stmt = stmt.where(Series.series_instance_uid == series)
-    if sop_instance is not None:
-        stmt = stmt.where(Instance.sop_instance_uid == sop_instance)
-    rows = _execute(session, stmt)
-    if not rows:
-        raise NotFound(_missing(study, series, sop_instance))
-    return [_located(storage, row) for row in rows]
+    return stmt
 
 
 def _missing(study: str, series: str | None, sop_instance: str | None) -> str:

@@ -121,6 +121,8 @@ class Study(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=_now, index=True
     )
+    # Free text from the console (PUT /api/studies/{uid}/remark), searched by its keyword box.
+    remark: Mapped[str | None] = mapped_column(Text)
 
     patient: Mapped[Patient] = relationship(back_populates="studies", lazy="raise")
     series: Mapped[list[Series]] = relationship(back_populates="study", lazy="raise")
@@ -189,7 +191,9 @@ class Instance(Base):
     file_path: Mapped[str] = mapped_column(String(512))
     file_size: Mapped[int] = mapped_column(BigInteger)
     specific_character_set: Mapped[str | None] = mapped_column(String(128))
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    received_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, index=True
+    )
     calling_ae: Mapped[str | None] = mapped_column(String(16))
     origin: Mapped[str] = mapped_column(String(16))
 
@@ -234,6 +238,7 @@ class Node(Base):
     may_find: Mapped[bool] = mapped_column(Boolean, default=False)
     may_move: Mapped[bool] = mapped_column(Boolean, default=False)
     may_get: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_print: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
 
@@ -454,6 +459,9 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=_now)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Launch tokens (weasis:// links) end by themselves and only read; personal ones neither.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class LoginThrottle(Base):

@@ -16,13 +16,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom import dcmread
+from pydicom import Dataset, dcmread
 from pydicom.filewriter import dcmwrite
 
 from openpacs.archive.errors import CannotConvert, NotFound, StorageUnavailable
 from openpacs.archive.retrieve import StoredInstance
 from openpacs.dicom import codecs, frames, render
-from openpacs.dicom.deidentify import BASIC, BurnedInAnnotationError, deidentify
+from openpacs.dicom.deidentify import BASIC, BurnedInAnnotationError, Profile, deidentify
 from openpacs.dicom.framecodec import encode_frame, native_frame
 
 AS_STORED = "*"
@@ -176,22 +176,35 @@ def check_deidentifiable(instance: StoredInstance) -> None:
         )
 
 
-def deidentified(instance: StoredInstance, key: bytes, target: str) -> Encoded:
-    """A de-identified copy (PS3.15 Basic Profile, UIDs and pseudonyms keyed by `key`) in
-    `target` (or as stored for "*")."""
+def deidentified_dataset(instance: StoredInstance, key: bytes, profile: Profile = BASIC) -> Dataset:
+    """The instance de-identified by `profile` (UIDs and pseudonyms keyed by `key`), whole
+    (pixels untouched) in memory."""
     check_deidentifiable(instance)
     try:
-        ds = dcmread(instance.path)
-        clean = deidentify(ds, BASIC, key)
-        syntax = instance.transfer_syntax_uid if target == AS_STORED else target
-        if syntax != instance.transfer_syntax_uid:
-            clean = codecs.transcode(clean, syntax, allow_lossy=syntax in codecs.LOSSY)
-        buffer = io.BytesIO()
-        dcmwrite(buffer, clean, enforce_file_format=True)
+        return deidentify(dcmread(instance.path), profile, key)
     except BurnedInAnnotationError as exc:
         raise CannotConvert(f"instance {instance.sop_instance_uid}: {exc}") from exc
-    except codecs.TranscodeError as exc:
-        raise CannotConvert(str(exc)) from exc
     except OSError as exc:
         raise StorageUnavailable(f"cannot read {instance.sop_instance_uid}: {exc}") from exc
-    return Encoded(syntax, data=buffer.getvalue())
+
+
+def deidentified(
+    instance: StoredInstance, key: bytes, target: str, profile: Profile = BASIC
+) -> Encoded:
+    """A de-identified copy (PS3.15 Basic Profile and `profile`'s options, UIDs and
+    pseudonyms keyed by `key`) in `target` (or as stored for "*")."""
+    clean = deidentified_dataset(instance, key, profile)
+    syntax = instance.transfer_syntax_uid if target == AS_STORED else target
+    try:
+        if syntax != instance.transfer_syntax_uid:
+            clean = codecs.transcode(clean, syntax, allow_lossy=syntax in codecs.LOSSY)
+        return Encoded(syntax, data=encoded(clean))
+    except codecs.TranscodeError as exc:
+        raise CannotConvert(str(exc)) from exc
+
+
+def encoded(ds: Dataset) -> bytes:
+    """A dataset as a Part-10 file's bytes."""
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()

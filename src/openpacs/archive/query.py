@@ -45,6 +45,7 @@ from openpacs.archive.errors import IndexUnavailable, InvalidQuery
 from openpacs.archive.models import Base, Instance, Patient, Series, Study
 from openpacs.dicom import matching as m
 from openpacs.dicom import values
+from openpacs.monitoring import metrics
 
 Column: TypeAlias = InstrumentedAttribute[Any]
 Element: TypeAlias = tuple[BaseTag, str, Any]  # an answer's element: tag, VR, value
@@ -795,7 +796,8 @@ class Plan:
     def run(self, session: Session) -> Answers:
         stmt = self.statement(session.get_bind().dialect.name)
         try:
-            rows = session.execute(stmt).all()
+            with metrics.timed_index("find"):
+                rows = session.execute(stmt).all()
         except SQLAlchemyError as exc:
             raise IndexUnavailable(f"index database unreachable: {db.describe(exc)}") from exc
         limit = self.options.limit

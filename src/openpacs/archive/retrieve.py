@@ -20,6 +20,7 @@ from openpacs.archive.errors import CannotConvert, IndexUnavailable, InvalidQuer
 from openpacs.archive.models import Instance, Series
 from openpacs.archive.storage import FileSystemStorage
 from openpacs.dicom import frames, matching, render
+from openpacs.monitoring import metrics
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def select_instances(
     plan = query.prepare(keys, query.Level.IMAGE, model, query.QueryOptions(relational=True))
     statement = plan.statement(session.get_bind().dialect.name).with_only_columns(*_COLUMNS)
     try:
-        rows = session.execute(statement).all()
+        with metrics.timed_index("retrieve_select"):
+            rows = session.execute(statement).all()
     except SQLAlchemyError as exc:
         raise IndexUnavailable(f"index database unreachable: {db.describe(exc)}") from exc
     return [stored_instance(storage, row) for row in rows]

@@ -98,8 +98,10 @@ class FileSystemStorage:
         self.fsync = fsync
         self.temp_dir = self.root / TEMP_DIR
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        # Relative folder -> its absolute path, checked to lie under the root and created.
+        # Relative folder -> its absolute path, checked to lie under the root (and, for
+        # placing, created): resolving costs ~0.1 ms of system calls, per file without these.
         self._folders: dict[str, str] = {}
+        self._read_folders: dict[str, str] = {}
 
     def _resolve(self, relpath: str) -> Path:
         path = (self.root / relpath).resolve()
@@ -142,32 +144,40 @@ class FileSystemStorage:
         return relpath, size
 
     def _final(self, relpath: str) -> str:
-        """Where `relpath` goes, its folder created. A folder is resolved, checked to lie under
-        the root and made once; later files in it only join their name to it (a name from the
-        layout, never '.' or '..' or hidden, cannot leave it)."""
+        """Where `relpath` goes, its folder created."""
+        return self._located(relpath, self._folders, make=True)
+
+    def _located(self, relpath: str, known: dict[str, str], *, make: bool) -> str:
+        """`relpath` under the root. A folder is resolved, checked to lie under the root (and
+        made) once; later files in it only join their name to it (a name from the layout,
+        never '.' or '..' or hidden, cannot leave it)."""
         folder_rel, _, name = relpath.rpartition("/")
-        folder = self._folders.get(folder_rel)
-        if folder is not None and name and not name.startswith("."):
+        plain = bool(name) and not name.startswith(".")
+        folder = known.get(folder_rel)
+        if folder is not None and plain:
             return f"{folder}/{name}"
         final = self._resolve(relpath)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if name and not name.startswith(".") and final.name == name:
-            if len(self._folders) >= KNOWN_FOLDERS_MAX:
-                self._folders.clear()
-            self._folders[folder_rel] = str(final.parent)
+        if make:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        if plain and final.name == name:
+            if len(known) >= KNOWN_FOLDERS_MAX:
+                known.clear()
+            known[folder_rel] = str(final.parent)
         return str(final)
 
     def open(self, relpath: str) -> BinaryIO:
-        return self._resolve(relpath).open("rb")
+        return self.path(relpath).open("rb")
 
     def path(self, relpath: str) -> Path:
         """The local path of a stored file (filesystem storage only)."""
-        return self._resolve(relpath)
+        return Path(self._located(relpath, self._read_folders, make=False))
 
     def delete(self, relpath: str) -> None:
         path = self._resolve(relpath)
         path.unlink(missing_ok=True)
-        self._folders.clear()  # folders may go below; deleting is rare, placing is not
+        # Folders may go below; deleting is rare, placing and reading are not.
+        self._folders.clear()
+        self._read_folders.clear()
         # Remove emptied folders up to the root so a deleted study leaves no husk.
         with contextlib.suppress(OSError):
             for parent in path.parents:

@@ -39,6 +39,7 @@ from pynetdicom.presentation import PresentationContext
 
 from openpacs.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
 from openpacs.logs import get_logger
+from openpacs.monitoring.associations import Associations
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 VERIFICATION = "1.2.840.10008.1.1"
@@ -825,6 +826,8 @@ class Association(Link):
         )
         self.listener = listener
         self.policy = listener.policy
+        self.monitored = 0  # its number in the listener's `Associations`, once accepted
+        self.ending = "aborted"  # how it ended, for the status page
 
     def run(self) -> None:
         try:
@@ -833,22 +836,29 @@ class Association(Link):
                 return
             self.sock.settimeout(self.policy.network_timeout)
             self._serve()
+            self.ending = "released"
         except Abort as exc:
             self.log.warning("aborting association with %s: %s", self.peer, exc)
+            self.ending = f"aborted: {exc}"
             self.abort(exc.reason)
         except TimeoutError:
             state = "no association request" if not self.established else "peer silent"
             self.log.warning("dropping connection from %s: %s (timeout)", self.peer, state)
+            self.ending = f"dropped: {state}"
             self.abort()
         except PeerGone as exc:
+            self.ending = str(exc)
             if self.established:
                 self.log.warning("association with %s ended: %s", self.peer, exc)
         except OSError as exc:
+            self.ending = f"failed: {exc}"
             if self.established:
                 self.log.warning("association with %s failed: %s", self.peer, exc)
         finally:
             self.close()
             self.listener.forget(self)
+            if self.monitored:
+                self.listener.monitor.ended(self.monitored, self.ending)
             if self.established and self.listener.closed is not None:
                 try:
                     self.listener.closed(self)
@@ -879,6 +889,9 @@ class Association(Link):
         if refusal is not None:
             reason, answer = refusal
             self.log.warning("association rejected from %s: %s", self.peer, reason)
+            self.listener.monitor.rejected(
+                self.listener.service, self.calling_ae, self.called_ae, self.peer, reason
+            )
             self.sock.sendall(answer)
             return False
         if known is None:
@@ -890,6 +903,9 @@ class Association(Link):
         self.peer_max_pdu = _peer_max_pdu(rq)
         self.sock.sendall(known.acceptance)
         self.established = True
+        self.monitored = self.listener.monitor.accepted(
+            self.listener.service, self.calling_ae, self.called_ae, self.peer
+        )
         self.log.info("association accepted from %s", self.peer)
         return True
 
@@ -922,11 +938,13 @@ class Association(Link):
 
     def _serve(self) -> None:
         handlers = self.listener.handlers
+        monitor, service = self.listener.monitor, self.listener.service
         while True:
             message = self.next_message()
             if message is None:
                 self.log.info("association released by %s", self.peer)
                 return
+            started = time.perf_counter()
             command_field, message_id = message.command_field, message.message_id
             if command_field == C_CANCEL_RQ:
                 continue  # for an operation already answered: nothing left to stop
@@ -934,6 +952,7 @@ class Association(Link):
                 raise Abort(INVALID_PARAMETER, "command without CommandField or MessageID")
             if command_field == C_ECHO_RQ:
                 self.respond(message, C_ECHO_RSP, 0x0000)
+                monitor.served(self.monitored, service, command_field, started)
                 continue
             handler = handlers.get(command_field)
             if handler is None:
@@ -947,6 +966,7 @@ class Association(Link):
                 )
                 continue
             self._handle(handler, message, command_field)
+            monitor.served(self.monitored, service, command_field, started)
 
     def _handle(self, handler: Handler, message: Message, command_field: int) -> None:
         try:
@@ -1018,6 +1038,7 @@ class Listener:
         max_dataset: int = MAX_IDENTIFIER,
         answer_oversized: bool = False,
         closed: Callable[[Association], None] | None = None,
+        monitor: Associations | None = None,
     ) -> None:
         self.policy = policy
         self.handlers = handlers
@@ -1034,7 +1055,11 @@ class Listener:
         # waiting acceptor in turn, which spreads associations evenly (SO_REUSEPORT's hash of
         # the peer address does not: four associations could all land on one process).
         self.shared_socket = shared_socket
+        self.service = service
         self.log = get_logger(service)
+        # Told of every association and request (status page, /metrics); server.py gives the
+        # listeners of a process one shared `Associations`.
+        self.monitor = monitor or Associations()
         self._socket: socket.socket | None = None
         self._associations: set[Association] = set()
         self._lock = threading.Lock()

@@ -112,7 +112,7 @@ class PrintService:
             empty_image_density=settings.empty_image_density,
         )
         self.allowed = (
-            admission(settings.calling_aes, sessions, Permission.store, service="printscp")
+            admission(settings.calling_aes, sessions, Permission.print, service="printscp")
             if sessions is not None
             else None
         )

@@ -1,20 +1,19 @@
 """Print SCU: films sent to a remote Print SCP (a film printer, dcmtk's dcmprscp) on our engine.
 
 The sequence dcmtk's own print spooler uses (PS3.4 H.4): N-GET Printer, N-CREATE Film Session,
-then per film N-CREATE Film Box (STANDARD\\1,1: the composed film is one image), N-SET Image
-Box, N-ACTION Film Box (print), N-DELETE Film Box; N-DELETE Film Session; release. Colour
-films go as colour when the printer takes the Basic Color Print Management Meta class, else
-as their luminance on the grayscale class (a grayscale printer still prints them).
+then per film N-CREATE Film Box, N-SET of each Image Box (and Annotation Box), N-ACTION Film
+Box (print), N-DELETE Film Box; N-DELETE Film Session; release. What a film box holds is
+`printing.outgoing.FilmToPrint`: a composed film as one image, or the modality's own layout.
+Colour films go as colour when the printer takes the Basic Color Print Management Meta class,
+else as their luminance on the grayscale class (a grayscale printer still prints them); on the
+colour class, grey images go as RGB (its image boxes take nothing else).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
 from pydicom import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
@@ -49,7 +48,10 @@ from openpacs.dimse.print_scp import (
 )
 from openpacs.dimse.scu import Peer, associate, broke
 from openpacs.logs import get_logger
+from openpacs.printing import outgoing
+from openpacs.printing.outgoing import FilmToPrint
 from openpacs.printing.session import (
+    ANNOTATION_BOX,
     COLOUR_IMAGE_BOX,
     COLOUR_META,
     FILM_BOX,
@@ -61,16 +63,6 @@ from openpacs.printing.session import (
 )
 
 log = get_logger("printscu")
-
-
-@dataclass(frozen=True)
-class FilmToPrint:
-    """One composed film: display values, (H, W) grey or (H, W, 3) RGB, and its film box's
-    size and orientation."""
-
-    pixels: NDArray[np.uint8]
-    film_size: str = "8INX10IN"
-    orientation: str = "PORTRAIT"
 
 
 class PrintRefused(Exception):
@@ -99,10 +91,11 @@ def print_films(
 ) -> PrintReport:
     """Print `films` in one film session. Raises AssociationFailed (Refused, NoAnswer) when the
     printer cannot be reached or breaks off, PrintRefused when it refuses a request."""
-    colour_wanted = any(f.pixels.ndim == 3 for f in films)
     proposals = [Proposal(GREY_META, IDENTIFIER_SYNTAXES)]
-    if colour_wanted:
+    if any(film.colour for film in films):
         proposals.insert(0, Proposal(COLOUR_META, IDENTIFIER_SYNTAXES))
+    if any(film.annotations for film in films):
+        proposals.append(Proposal(ANNOTATION_BOX, IDENTIFIER_SYNTAXES))
     link = associate(peer, proposals, calling_ae=calling_ae, timeout=timeout)
     session = _Session(link, timeout)
     try:
@@ -135,6 +128,8 @@ class _Session:
         attrs = Dataset()
         attrs.NumberOfCopies = copies
         if label:
+            if not label.isascii():
+                attrs.SpecificCharacterSet = "ISO_IR 192"
             attrs.FilmSessionLabel = label[:64]
         session_uid, _ = self.request(meta, N_CREATE_RQ, FILM_SESSION, None, attrs)
         for number, film in enumerate(films, start=1):
@@ -153,27 +148,57 @@ class _Session:
         number: int,
     ) -> None:
         box = Dataset()
-        box.ImageDisplayFormat = "STANDARD\\1,1"
-        box.FilmOrientation = film.orientation
-        box.FilmSizeID = film.film_size
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = FILM_SESSION
-        ref.ReferencedSOPInstanceUID = session_uid
-        box.ReferencedFilmSessionSequence = DicomSequence([ref])
+        box.update(film.film_box)
+        annotate = bool(film.annotations) and ANNOTATION_BOX in self.contexts
+        if film.annotations and not annotate:
+            report.warnings.append(f"film {number}: the printer takes no annotation boxes")
+        if not annotate and "AnnotationDisplayFormatID" in box:
+            del box.AnnotationDisplayFormatID
+        box.ReferencedFilmSessionSequence = DicomSequence([_reference(FILM_SESSION, session_uid)])
         box_uid, created = self.request(meta, N_CREATE_RQ, FILM_BOX, None, box)
         refs = created.get("ReferencedImageBoxSequence") if created is not None else None
-        if not refs:
-            raise PrintRefused(0, "the printer's film box names no image box")
-        image_box = str(refs[0].ReferencedSOPInstanceUID)
-        pixels = film.pixels
-        if pixels.ndim == 3 and not colour:
-            report.warnings.append(f"film {number}: colour printed as grey (grayscale printer)")
-            weights = np.array([0.299, 0.587, 0.114])
-            pixels = np.clip(np.rint(pixels @ weights), 0, 255).astype(np.uint8)
-        box_class = COLOUR_IMAGE_BOX if colour else GREY_IMAGE_BOX
-        self.request(meta, N_SET_RQ, box_class, image_box, _image_box(pixels, colour))
+        needed = max(film.image_boxes, default=1)
+        if not refs or len(refs) < needed:
+            raise PrintRefused(
+                0,
+                f"the printer's film box has {len(refs or [])} image box(es) for "
+                f"{box.get('ImageDisplayFormat')}; film {number} needs {needed}",
+            )
+        report.warnings += [f"film {number}: {note}" for note in film.notes]
+        for position, image_box in sorted(film.image_boxes.items()):
+            if film.colour and not colour and outgoing.COLOUR_SEQUENCE in image_box:
+                image_box = outgoing.as_grey(image_box)
+                report.warnings.append(f"film {number}: colour printed as grey (grayscale printer)")
+            elif colour and outgoing.GREY_SEQUENCE in image_box:
+                image_box = outgoing.as_colour(image_box)
+            image_box = _at(image_box, position)
+            uid = str(refs[position - 1].ReferencedSOPInstanceUID)
+            box_class = COLOUR_IMAGE_BOX if colour else GREY_IMAGE_BOX
+            self.request(meta, N_SET_RQ, box_class, uid, image_box)
+        if annotate:
+            self.annotations(film, created, report, number)
         self.request(meta, N_ACTION_RQ, FILM_BOX, box_uid, action=1)
         self.request(meta, N_DELETE_RQ, FILM_BOX, box_uid)
+
+    def annotations(
+        self, film: FilmToPrint, created: Dataset | None, report: PrintReport, number: int
+    ) -> None:
+        """The film's texts into the annotation boxes the printer made, by position."""
+        refs = (created.get("ReferencedBasicAnnotationBoxSequence") if created else None) or []
+        for position, value in sorted(film.annotations.items()):
+            if position > len(refs):
+                report.warnings.append(
+                    f"film {number}: annotation {position} left out (the printer has "
+                    f"{len(refs)} annotation box(es))"
+                )
+                continue
+            attrs = Dataset()
+            if not value.isascii():
+                attrs.SpecificCharacterSet = "ISO_IR 192"
+            attrs.AnnotationPosition = position
+            attrs.TextString = value[:64]
+            uid = str(refs[position - 1].ReferencedSOPInstanceUID)
+            self.request(ANNOTATION_BOX, N_SET_RQ, ANNOTATION_BOX, uid, attrs)
 
     def request(
         self,
@@ -185,7 +210,8 @@ class _Session:
         *,
         action: int | None = None,
     ) -> tuple[str, Dataset | None]:
-        """One N-request on the meta class's context; (the affected instance, the answer)."""
+        """One N-request on `meta`'s presentation context (the print meta class, or the
+        Annotation Box's own); (the affected instance, the answer)."""
         context = self.contexts[meta]
         message_id = self.link.next_message_id()
         elements: dict[int, bytes] = {
@@ -237,26 +263,22 @@ _CLASS_NAMES: Mapping[str, str] = {
     FILM_BOX: "Film Box",
     GREY_IMAGE_BOX: "Grayscale Image Box",
     COLOUR_IMAGE_BOX: "Color Image Box",
+    ANNOTATION_BOX: "Annotation Box",
 }
 
 
-def _image_box(pixels: NDArray[Any], colour: bool) -> Dataset:
-    """The N-SET of the film's one image box: the film as 8-bit P-values."""
-    item = Dataset()
-    item.Rows, item.Columns = int(pixels.shape[0]), int(pixels.shape[1])
-    if colour:
-        rgb = pixels if pixels.ndim == 3 else np.stack([pixels] * 3, axis=2)
-        item.SamplesPerPixel, item.PhotometricInterpretation = 3, "RGB"
-        item.PlanarConfiguration = 1  # colour-by-plane, as the Basic Color Image Box asks
-        data = np.ascontiguousarray(rgb.transpose(2, 0, 1)).tobytes()
-    else:
-        item.SamplesPerPixel, item.PhotometricInterpretation = 1, "MONOCHROME2"
-        data = np.ascontiguousarray(pixels).tobytes()
-    item.BitsAllocated, item.BitsStored, item.HighBit, item.PixelRepresentation = 8, 8, 7, 0
-    item.add_new(0x7FE00010, "OB", data)
-    ds = Dataset()
-    ds.ImageBoxPosition = 1
-    ds.Polarity = "NORMAL"
-    key = "BasicColorImageSequence" if colour else "BasicGrayscaleImageSequence"
-    setattr(ds, key, DicomSequence([item]))
-    return ds
+def _reference(sop_class: str, uid: str) -> Dataset:
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = sop_class
+    ref.ReferencedSOPInstanceUID = uid
+    return ref
+
+
+def _at(image_box: Dataset, position: int) -> Dataset:
+    """The image box's N-SET with its position (the printer's box of that number)."""
+    out = Dataset()
+    out.ImageBoxPosition = position
+    for element in image_box:
+        if element.keyword != "ImageBoxPosition":
+            out.add(element)
+    return out

@@ -32,6 +32,7 @@ PERMISSION_COLUMNS: dict[Permission, InstrumentedAttribute[bool]] = {
     Permission.find: Node.may_find,
     Permission.move: Node.may_move,
     Permission.get: Node.may_get,
+    Permission.print: Node.may_print,
 }
 
 

@@ -21,11 +21,12 @@ from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
 from openpacs.dicom import render
+from openpacs.printing import fonts
 from openpacs.printing.errors import ImageTooLarge, InvalidValue, MissingValue, ResourceLimit
 
 Display = NDArray[np.uint8]
@@ -355,9 +356,11 @@ def compose(
     colour: bool,
     max_pixels: int,
     annotations: dict[int, str] | None = None,
+    font: str = "",
 ) -> Display:
     """The film: boxes laid out, each image centred in its box; (H, W) or (H, W, 3).
-    `annotations`: text by position, 1 in a band above the images, 2 in one below."""
+    `annotations`: text by position, 1 in a band above the images, 2 in one below, drawn in
+    `font` (a font file; empty: the Chinese font `printing.fonts` finds)."""
     width, height = film_pixels(spec.film_size, spec.orientation, dpi)
     if width * height > max_pixels:
         raise ResourceLimit(
@@ -395,7 +398,7 @@ def compose(
         if spec.trim:
             _frame(film, left, top, w, h, trim, 255 - spec.border)
     if notes:
-        film = _annotate(film, notes, band, _px(TEXT_MM, dpi), 255 - spec.border)
+        film = _annotate(film, notes, band, _px(TEXT_MM, dpi), 255 - spec.border, font)
     return film
 
 
@@ -404,11 +407,15 @@ def annotation_band(dpi: int) -> int:
     return round(_px(TEXT_MM, dpi) * 1.5)
 
 
-def _annotate(film: Display, notes: dict[int, str], band: int, size: int, grey: int) -> Display:
+def _annotate(
+    film: Display, notes: dict[int, str], band: int, size: int, grey: int, font_file: str
+) -> Display:
     """Each text centred in its band, in the grey that stands out from the border."""
     image = Image.fromarray(film)
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=size)
+    font = fonts.load(size, font_file)
+    for text in notes.values():
+        fonts.warn_if_missing(text, font_file)
     fill: int | tuple[int, int, int] = (grey,) * 3 if film.ndim == 3 else grey
     height = film.shape[0]
     for position, text in notes.items():

@@ -148,6 +148,7 @@ class FilmKeeper:
             colour=box.colour,
             max_pixels=self.settings.max_film_pixels,
             annotations=film.annotations,
+            font=self.settings.annotation_font,
         )
         folder = self.folder(session.job_folder)
         ds = secondary_capture(session, film, pixels, number)

@@ -17,12 +17,19 @@ from openpacs.accounts import Clock, users, utcnow
 from openpacs.archive import db
 from openpacs.archive.core import Core
 from openpacs.logs import get_logger
-from openpacs.web import auth, console, dicomweb, errors, ohif
+from openpacs.web import auth, console, dicomweb, errors, ohif, request_metrics, weasis
 from openpacs.web.api import accounts as accounts_api
+from openpacs.web.api import downloads as downloads_api
 from openpacs.web.api import jobs as jobs_api
+from openpacs.web.api import logs as logs_api
+from openpacs.web.api import metrics as metrics_api
 from openpacs.web.api import nodes as nodes_api
 from openpacs.web.api import print as print_api
+from openpacs.web.api import settings as settings_api
+from openpacs.web.api import status as status_api
 from openpacs.web.api import studies as studies_api
+from openpacs.web.api import study_actions
+from openpacs.web.api import uploads as uploads_api
 from openpacs.web.api import worklist as worklist_api
 from openpacs.web.api.deps import Services
 
@@ -91,9 +98,18 @@ def create_app(
     app.include_router(worklist_api.router)
     app.include_router(print_api.router)
     app.include_router(studies_api.router)
+    app.include_router(study_actions.router)
+    app.include_router(downloads_api.router)
+    app.include_router(weasis.router)
+    app.include_router(uploads_api.router)
     app.include_router(accounts_api.router)
     app.include_router(accounts_api.users_router)
     app.include_router(accounts_api.audit_router)
+    app.include_router(settings_api.router)
+    app.include_router(logs_api.router)
+    app.include_router(status_api.router)
+    app.include_router(metrics_api.router(core.settings.metrics))
+    request_metrics.install(app)
 
     @app.get("/health", tags=["system"], openapi_extra=auth.PUBLIC)
     def health() -> JSONResponse:

@@ -91,6 +91,7 @@ class Principal:
     method: str  # session | token | basic | anonymous
     address: str | None
     session_id: str | None = None
+    read_only: bool = False  # a launch token (weasis:// links): reads, whatever the role
 
     @property
     def username(self) -> str | None:
@@ -98,7 +99,7 @@ class Principal:
 
     @property
     def role(self) -> Role:
-        return Role(self.user.role) if self.user else Role.viewer
+        return Role(self.user.role) if self.user and not self.read_only else Role.viewer
 
     @property
     def actor(self) -> Actor:
@@ -148,6 +149,9 @@ def require_access(request: Request) -> None:
             request, "sign in: a session, a bearer token or HTTP Basic credentials are required"
         )
     request.state.principal = principal
+    if principal.read_only and request.method not in SAFE_METHODS:
+        # Not even its user's own settings: a leaked link must not mint lasting tokens.
+        raise HTTPException(403, detail="a launch token may only read")
     if request.url.path.startswith(SELF_SERVICE):
         return
     if principal.user is not None and principal.user.must_change_password:
@@ -209,10 +213,12 @@ def _by_token(request: Request, token: str) -> Principal:
     if found is None or found[1].disabled:
         raise unauthorized(request, "unknown or revoked token")
     row, user = found
+    if row.expires_at is not None and row.expires_at <= now:
+        raise unauthorized(request, "this token has expired; ask for a new link")
     if tokens.needs_touch(row, now):
         with core.writing() as session:
             tokens.touch(session, row.id, now)
-    return Principal(user, "token", client_address(request))
+    return Principal(user, "token", client_address(request), read_only=row.read_only)
 
 
 def _by_basic(request: Request, value: str) -> Principal:

@@ -27,6 +27,7 @@ from openpacs.archive.models import WorklistItem
 from openpacs.archive.query import Field, Kind, Level, QueryOptions, condition
 from openpacs.dicom import json as dicom_json
 from openpacs.dicom import matching as m
+from openpacs.monitoring import metrics
 from openpacs.worklist.spec import FINISHED
 
 W = WorklistItem
@@ -169,7 +170,8 @@ def find(
     )
     if limit:
         statement = statement.limit(limit)
-    rows = session.scalars(statement).all()
+    with metrics.timed_index("worklist_find"):
+        rows = session.scalars(statement).all()
     # Projected while still DICOM JSON: only the requested keys become pydicom elements.
     answers = (dicom_json.from_json(project(row, identifier)) for row in rows)
     return answers, query.ignored

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from openpacs.archive.core import Core
+from openpacs.config import Settings
+from openpacs.config_edit import SettingsReport
+from openpacs.monitoring.associations import Associations
 from openpacs.nodes import Echo, Find
 
 
 def _nothing() -> None:
     return None
+
+
+def _no_processes() -> list[int]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,17 @@ class Services:
     find: Find | None = None
     # Called after a job is queued again, so an idle worker starts it now, not at its next poll.
     wake_jobs: Callable[[], None] = _nothing
+    # Takes new settings in the running server (listeners restart in place); None: nothing
+    # is applied live, every change waits for a restart.
+    apply_settings: Callable[[Settings], SettingsReport] | None = None
+    settings_file: Path | None = None  # where the Settings page saves (None: not allowed)
+    # The associations of this process's listeners (and the receivers' counts), for /api/status
+    # and /metrics; None: no listeners run beside this app.
+    associations: Associations | None = None
+    # Process ids of the receiver processes (storescp.workers), for their CPU and memory.
+    receivers: Callable[[], list[int]] = _no_processes
+    # Where the receivers write their metrics (prometheus-client multiprocess mode), if any.
+    receiver_metrics: Path | None = None
 
 
 def core_of(request: Request) -> Core:

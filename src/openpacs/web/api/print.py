@@ -21,6 +21,7 @@ from openpacs.archive.errors import Conflict
 from openpacs.archive.models import PrintFilm, PrintJob
 from openpacs.printing import compose, jobs
 from openpacs.printing.errors import JobNotFound
+from openpacs.printing.outgoing import Layout
 from openpacs.web import auth
 from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession, core_of
 from openpacs.web.api.jobs import JobOut as QueuedJob
@@ -236,6 +237,11 @@ PRINT_KIND = "print"  # the job kind dimse/print_job.py handles
 
 class PrintIn(BaseModel):
     node: str = Field(min_length=1, description="a registered node with the printer use")
+    layout: Layout = Field(
+        Layout.composed,
+        description="composed: each film as we composed it, one image per film; original: "
+        "the modality's own film box and image boxes, laid out by the printer",
+    )
 
 
 @router.post(
@@ -269,7 +275,8 @@ def forward_job(
     if problem is not None:
         log.warning("POST /api/print/jobs/%d/print -> 422: %s", job_id, problem)
         return JSONResponse({"error": "CannotPrint", "detail": problem}, status_code=422)
-    queued = job_queue.create(session, PRINT_KIND, {"print_job": job_id, "node": body.node})
-    log.info("job %d queued: print job %d to %s", queued.id, job_id, body.node)
+    parameters = {"print_job": job_id, "node": body.node, "layout": body.layout.value}
+    queued = job_queue.create(session, PRINT_KIND, parameters)
+    log.info("job %d queued: print job %d to %s (%s)", queued.id, job_id, body.node, body.layout)
     background.add_task(services.wake_jobs)
     return QueuedJob.of(queued)

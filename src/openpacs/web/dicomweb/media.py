@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import anyio
+from starlette.requests import ClientDisconnect
 
 from openpacs.dicom import codecs
 
@@ -330,6 +331,8 @@ async def receive_multipart(
     boundary: str,
     new_temp: Callable[[], Path],
     limit: int,
+    *,
+    keep_complete: bool = False,
 ) -> list[ReceivedPart]:
     """Every part of a multipart body, each streamed to its own temporary file.
 
@@ -337,25 +340,68 @@ async def receive_multipart(
     Raises TooLarge past `limit` bytes and MediaError for a body that is not well formed
     (truncated, no closing delimiter, oversized part headers), after removing every temp file
     it wrote. File writes run in worker threads, off the event loop.
+
+    With `keep_complete`, a body that ends early (cut off, the client gone, past `limit`)
+    raises Truncated holding the parts that arrived whole; only the unfinished one is removed.
     """
     receiver = _Receiver(boundary.encode("latin-1"), new_temp)
     total = 0
     try:
-        async for chunk in chunks:
-            total += len(chunk)
-            if total > limit:
-                raise TooLarge(f"the request body exceeds {limit} bytes")
-            receiver.buffer += chunk
-            await receiver.advance()
-            if receiver.state == "done":
-                break
+        try:
+            async for chunk in chunks:
+                total += len(chunk)
+                if total > limit:
+                    raise TooLarge(f"the request body exceeds {limit} bytes")
+                receiver.buffer += chunk
+                await receiver.advance()
+                if receiver.state == "done":
+                    break
+        except ClientDisconnect as exc:
+            raise MediaError("the client went away before the body ended") from exc
         if receiver.state != "done":
             where = "no boundary delimiter" if receiver.state == "preamble" else "no closing one"
             raise MediaError(f"the multipart body is truncated: {where}")
         return receiver.parts
+    except MediaError as exc:
+        if not keep_complete:
+            receiver.discard()
+            raise
+        complete = receiver.complete()
+        raise Truncated(str(exc), complete, too_large=isinstance(exc, TooLarge)) from exc
     except BaseException:
         receiver.discard()
         raise
+
+
+class Truncated(MediaError):
+    """A body that ended early; `complete` are the parts received whole before that."""
+
+    def __init__(self, message: str, complete: list[ReceivedPart], *, too_large: bool) -> None:
+        super().__init__(message)
+        self.complete = complete
+        self.too_large = too_large
+
+
+async def receive_body(
+    chunks: AsyncIterator[bytes], new_temp: Callable[[], Path], limit: int
+) -> ReceivedPart:
+    """A whole (non-multipart) body streamed to one temporary file; TooLarge past `limit`,
+    MediaError when the client goes away before it ends (the file is then removed)."""
+    part = ReceivedPart({}, new_temp())
+    try:
+        with part.path.open("wb") as out:
+            try:
+                async for chunk in chunks:
+                    part.size += len(chunk)
+                    if part.size > limit:
+                        raise TooLarge(f"the request body exceeds {limit} bytes")
+                    await anyio.to_thread.run_sync(out.write, chunk)
+            except ClientDisconnect as exc:
+                raise MediaError("the client went away before the body ended") from exc
+    except BaseException:
+        part.path.unlink(missing_ok=True)
+        raise
+    return part
 
 
 class _Receiver:
@@ -451,6 +497,15 @@ class _Receiver:
     def discard(self) -> None:
         self._close()
         remove_parts(self.parts)
+
+    def complete(self) -> list[ReceivedPart]:
+        """The parts received whole; the one being written, if any, is removed."""
+        if self.state == "body" and self.parts:
+            self._close()
+            remove_parts(self.parts[-1:])
+            return self.parts[:-1]
+        self._close()
+        return self.parts
 
 
 def _part_headers(raw: bytes) -> dict[str, str]:
