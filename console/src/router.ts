@@ -24,15 +24,25 @@ export const PAGES: RouteRecordRaw[] = [
     component: () => import('./views/StudiesPage.vue'),
     meta: { label: 'nav.studies' },
   },
-  { path: 'worklist', name: 'worklist', component: NotAvailable, meta: { label: 'nav.worklist' } },
+  {
+    path: 'worklist',
+    name: 'worklist',
+    component: () => import('./views/WorklistPage.vue'),
+    meta: { label: 'nav.worklist' },
+  },
   {
     path: 'query-retrieve',
     name: 'query-retrieve',
-    component: NotAvailable,
+    component: () => import('./views/QueryRetrievePage.vue'),
     meta: { label: 'nav.queryRetrieve' },
   },
   { path: 'send', name: 'send', component: NotAvailable, meta: { label: 'nav.send' } },
-  { path: 'print', name: 'print', component: NotAvailable, meta: { label: 'nav.print' } },
+  {
+    path: 'print',
+    name: 'print',
+    component: () => import('./views/PrintPage.vue'),
+    meta: { label: 'nav.print' },
+  },
   { path: 'logs', name: 'logs', component: NotAvailable, meta: { label: 'nav.logs' } },
   {
     path: 'settings',

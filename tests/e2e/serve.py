@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REQUIRE_PEERS, free_port
+from tests.conftest import REQUIRE_PEERS, free_port, need
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 OPENPACS = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "openpacs"
@@ -33,10 +33,24 @@ def require_built(built: bool, message: str) -> None:
     pytest.skip(message)
 
 
+def require_console() -> None:
+    """Skip (fail in CI) when the web console is not built, and when Chromium is missing."""
+    from openpacs.web import console
+
+    require_built(
+        (console.DEFAULT_DIR / "index.html").is_file(),
+        "the web console is not built: run `make setup` (needs npm)",
+    )
+    need("chromium")
+
+
 @dataclass(frozen=True)
 class Server:
     base: str  # http://127.0.0.1:PORT
     store_port: int  # the Store SCP's (AE STORESCP)
+    worklist_port: int  # the Worklist SCP's (AE WORKLISTSCP)
+    qr_port: int  # the Q/R SCP's (AE QRSCP)
+    print_port: int  # the Print SCP's (AE PRINTSCP)
 
 
 @contextlib.contextmanager
@@ -45,6 +59,7 @@ def serve(work: Path, users: Sequence[tuple[str, str, str]] = ()) -> Iterator[Se
     port of 127.0.0.1, healthy before this yields; stopped afterwards. `users` (name, role,
     password) are added first with `openpacs user add`, their passwords final."""
     http, dicom = free_port(), free_port()
+    worklist, qr, printer = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "OPENPACS_HTTP__HOST": "127.0.0.1",
@@ -53,11 +68,11 @@ def serve(work: Path, users: Sequence[tuple[str, str, str]] = ()) -> Iterator[Se
         "OPENPACS_STORESCP__PORT": str(dicom),
         "OPENPACS_STORESCP__WORKERS": "1",
         "OPENPACS_QRSCP__HOST": "127.0.0.1",
-        "OPENPACS_QRSCP__PORT": str(free_port()),
+        "OPENPACS_QRSCP__PORT": str(qr),
         "OPENPACS_WORKLIST__HOST": "127.0.0.1",
-        "OPENPACS_WORKLIST__PORT": str(free_port()),
+        "OPENPACS_WORKLIST__PORT": str(worklist),
         "OPENPACS_PRINTSCP__HOST": "127.0.0.1",
-        "OPENPACS_PRINTSCP__PORT": str(free_port()),
+        "OPENPACS_PRINTSCP__PORT": str(printer),
         "OPENPACS_STORAGE__ROOT": str(work / "storage"),
         "OPENPACS_DATABASE__URL": f"sqlite:///{work / 'index.db'}",
         "OPENPACS_LOGGING__DIR": str(work / "logs"),
@@ -71,11 +86,18 @@ def serve(work: Path, users: Sequence[tuple[str, str, str]] = ()) -> Iterator[Se
     base = f"http://127.0.0.1:{http}"
     try:
         _wait_healthy(base, process)
-        yield Server(base, dicom)
+        yield Server(base, dicom, worklist, qr, printer)
     finally:
         process.terminate()
         process.wait(30)
         log.close()
+
+
+def api_client(server: Server, username: str, password: str) -> httpx.Client:
+    """The server's REST API as a script calls it: HTTP Basic, no CSRF token needed."""
+    return httpx.Client(
+        base_url=server.base, auth=(username, password), timeout=30, trust_env=False
+    )
 
 
 def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
@@ -124,6 +146,24 @@ def screenshot(page: object, name: str) -> None:
     assert isinstance(page, Page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def script_errors(page: object) -> list[str]:
+    """The script errors the page meets from now on (uncaught exceptions, console.error; not
+    Chromium's note of each 4xx answer, which the app handles: a 401 from /api/auth/me is how
+    it learns to show the sign-in)."""
+    from playwright.sync_api import ConsoleMessage, Page
+
+    assert isinstance(page, Page)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    return errors
 
 
 def signed_in_page(

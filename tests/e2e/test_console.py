@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from openpacs.web import console
 from tests.conftest import need
 from tests.e2e.serve import (
     Server,
-    chromium,
-    require_built,
+    require_console,
     screenshot,
+    script_errors,
     serve,
     signed_in_page,
     store_files,
@@ -37,19 +36,11 @@ FIRST_PASSWORD = "admin"  # what the first start gives `admin`, to be changed at
 ADMIN_PASSWORD = "e2e-Admin-password-1"
 
 
-def _require_console() -> None:
-    require_built(
-        (console.DEFAULT_DIR / "index.html").is_file(),
-        "the web console is not built: run `make setup` (needs npm)",
-    )
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
     """`openpacs serve` holding one CT study of a patient with a Chinese name, stored by
     storescu; yields the server and the StudyInstanceUID."""
-    _require_console()
-    need("chromium")
+    require_console()
     storescu = need("storescu")
     work = tmp_path_factory.mktemp("console")
     files = ct_series(work / "ct", 3, rows=64, columns=64, patient_id=PATIENT_ID, seed=8)
@@ -63,19 +54,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
         yield running, str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    _require_console()
-    with chromium() as launched:
-        yield launched
-
-
 def _page(browser: object, locale: str, base: str | None = None) -> tuple[object, list[str]]:
     """A page whose browser language is `locale` (signed in as an operator when `base` is
-    given), and the script errors it meets (uncaught exceptions, console.error; not Chromium's
-    note of each 4xx answer, which the app handles: a 401 from /api/auth/me is how it learns
-    to show the sign-in)."""
-    from playwright.sync_api import Browser, ConsoleMessage, Page
+    given), and the script errors it meets."""
+    from playwright.sync_api import Browser
 
     if base is not None:
         page = signed_in_page(browser, base, USER, PASSWORD, locale)
@@ -83,16 +65,7 @@ def _page(browser: object, locale: str, base: str | None = None) -> tuple[object
         assert isinstance(browser, Browser)
         context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 900})
         page = context.new_page()
-    assert isinstance(page, Page)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    page.on("console", on_console)
-    return page, errors
+    return page, script_errors(page)
 
 
 def test_first_sign_in_forces_a_password_change(tmp_path: Path, browser: object) -> None:
@@ -228,11 +201,11 @@ def test_pages_not_built_say_so(server: tuple[Server, str], browser: object) -> 
     page, errors = _page(browser, "en-US", running.base)
     assert isinstance(page, Page)
     page.goto(running.base + "/studies", timeout=60_000)
-    page.click("[data-test=nav-worklist]")
-    page.wait_for_url("**/worklist", timeout=WAIT)
+    page.click("[data-test=nav-send]")
+    page.wait_for_url("**/send", timeout=WAIT)
     expect(page.locator("[data-test=nav-settings]")).to_have_count(0)  # not an operator's
     panel = page.locator("[data-test=not-available]")
-    expect(panel).to_contain_text("Worklist: not available yet", timeout=WAIT)
+    expect(panel).to_contain_text("Send: not available yet", timeout=WAIT)
     # A deep link into the app is the app too (history mode), not a server 404.
     page.goto(running.base + "/status", timeout=60_000)
     expect(panel).to_contain_text("Status: not available yet", timeout=WAIT)

@@ -16,6 +16,8 @@ export class ApiError extends Error {
     readonly detail: string,
     /** Seconds the server asks us to wait (429 Retry-After), if it said. */
     readonly retryAfter?: number,
+    /** A 422's message per field ('step.modality', 'storescp.port'), to show beside it. */
+    readonly fields: Record<string, string> = {},
   ) {
     super(detail || `HTTP ${status}`)
   }
@@ -56,25 +58,37 @@ export function withQuery(path: string, query?: Query): string {
   return text ? `${path}?${text}` : path
 }
 
-async function detailOf(response: Response): Promise<string> {
+interface Problem {
+  detail: string
+  fields: Record<string, string>
+}
+
+// A field error as FastAPI ({loc: ['body', ...], msg}) or the settings API ({key, message})
+// words it.
+type FieldError = { loc?: unknown[]; msg?: string; key?: string; message?: string }
+
+async function problemOf(response: Response): Promise<Problem> {
   try {
     const body: unknown = await response.json()
     if (body && typeof body === 'object' && 'detail' in body) {
       const detail = (body as { detail: unknown }).detail
-      if (typeof detail === 'string') return detail
-      // FastAPI's validation errors: a list of {loc, msg}
+      if (typeof detail === 'string') return { detail, fields: {} }
       if (Array.isArray(detail)) {
-        return detail
-          .map((item: { loc?: unknown[]; msg?: string }) =>
-            [item.loc?.slice(1).join('.'), item.msg].filter(Boolean).join(': '),
-          )
-          .join('; ')
+        const fields: Record<string, string> = {}
+        for (const item of detail as FieldError[]) {
+          const key = item.key ?? item.loc?.slice(1).join('.') ?? ''
+          // pydantic prefixes a validator's own message with "Value error, "
+          const message = (item.message ?? item.msg ?? '').replace(/^Value error, /, '')
+          fields[key] = fields[key] ? `${fields[key]}; ${message}` : message
+        }
+        const text = Object.entries(fields).map(([key, message]) => [key, message].filter(Boolean).join(': '))
+        return { detail: text.join('; '), fields }
       }
     }
   } catch {
     // not JSON: the status says enough
   }
-  return response.statusText
+  return { detail: response.statusText, fields: {} }
 }
 
 export async function request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -98,11 +112,11 @@ export async function request<T>(method: string, path: string, options: RequestO
     credentials: 'same-origin',
   })
   if (!response.ok) {
-    const detail = await detailOf(response)
+    const { detail, fields } = await problemOf(response)
     if (response.status === 401 && !options.quiet401) redirect('sign-in')
     if (response.status === 403 && detail === PASSWORD_CHANGE_REQUIRED) redirect('change-password')
     const wait = Number(response.headers.get('Retry-After'))
-    throw new ApiError(response.status, detail, Number.isFinite(wait) && wait > 0 ? wait : undefined)
+    throw new ApiError(response.status, detail, Number.isFinite(wait) && wait > 0 ? wait : undefined, fields)
   }
   if (response.status === 204) return undefined as T
   return (await response.json()) as T
