@@ -384,7 +384,7 @@ def compose(
         if colour and placed.ndim == 2:
             placed = np.repeat(placed[:, :, None], 3, axis=2)
         elif not colour and placed.ndim == 3:
-            placed = _luminance(placed)
+            placed = luminance(placed)
         rows, columns = placed.shape[:2]
         # Centred; an image larger than its box (NONE with CROP) is cut evenly on both sides.
         top, left = box.y + (box.height - rows) // 2, box.x + (box.width - columns) // 2
@@ -424,7 +424,8 @@ def _annotate(
     return np.asarray(image, dtype=np.uint8)
 
 
-def _luminance(rgb: Display) -> Display:
+def luminance(rgb: Display) -> Display:
+    """RGB display values as grey (Rec. 601 weights), for grayscale films and printers."""
     weights = np.array([0.299, 0.587, 0.114])
     return cast(Display, np.clip(np.rint(rgb @ weights), 0, 255).astype(np.uint8))
 

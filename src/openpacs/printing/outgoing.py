@@ -180,9 +180,7 @@ def _pixels_only(item: Dataset, grey: bool) -> Dataset:
 def as_grey(box: Dataset) -> Dataset:
     """A colour image box as its luminance, for a printer that takes grayscale only."""
     item = box[COLOUR_SEQUENCE][0]
-    rgb = compose.colour_display(item, polarity="NORMAL")
-    weights = np.array([0.299, 0.587, 0.114])
-    grey = np.clip(np.rint(rgb @ weights), 0, 255).astype(np.uint8)
+    grey = compose.luminance(compose.colour_display(item, polarity="NORMAL"))
     return _replaced(box, COLOUR_SEQUENCE, _item(grey))
 
 
