@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import faulthandler
 import functools
 import multiprocessing
 import multiprocessing.process
@@ -22,6 +23,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -438,21 +440,46 @@ def run_store_worker(
     shared: socket.socket | None,
     counts: SharedCounts | None = None,
 ) -> None:
-    """A receiver process: a Store SCP accepting on the shared socket, until SIGTERM."""
+    """A receiver process: a Store SCP accepting on the shared socket, until SIGTERM/SIGINT or
+    until the main process is gone."""
     _stop_with_parent()
+    if hasattr(faulthandler, "register"):  # not on Windows
+        faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID`: every thread's stack on stderr
     settings = Settings.model_validate(settings_data)
     logs.setup(settings.logging)
     core = open_core(settings, migrate=False)
     monitor = Associations(shared=counts, publish=True)
     listener = start_store(core, shared_socket=shared, monitor=monitor)
     ready.set()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    # Wake up now and then: the kernel may hand SIGTERM to another thread (an acceptor blocked
-    # in accept()), and Python runs the handler only when the main thread next wakes; an
-    # untimed wait would sleep through it and the receiver would outlive its server.
-    while not stop.wait(0.5):
-        pass
-    listener.stop(settings.storescp.shutdown_grace)
+    why = _wait_for_stop()
+    log = logs.get_logger("storescp")
+    log.info("receiver %d stopping: %s", os.getpid(), why)
+    # Whatever stopping hangs on, the process ends, with every thread's stack on stderr (the
+    # server's output) to show where it hung; a receiver left behind would hold the port.
+    grace = settings.storescp.shutdown_grace
+    faulthandler.dump_traceback_later(grace + STOP_MARGIN, exit=True)
+    listener.stop(grace)
     core.close()
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_MARGIN = 30  # seconds a receiver may take beyond shutdown_grace to close its index
+
+
+def _wait_for_stop() -> str:
+    """Wait until a stop signal arrives or the main process dies; say which."""
+    received: list[int] = []
+    for number in STOP_SIGNALS:
+        # Only a list append: a handler runs between any two bytecodes of the main thread, and
+        # one that took a lock (threading.Event.set) could deadlock on a lock that thread holds.
+        signal.signal(number, lambda signum, _frame: received.append(signum))
+    parent = multiprocessing.parent_process()
+    while not received:
+        # The parent's death also sends SIGTERM (PR_SET_PDEATHSIG, Linux); checking for it too
+        # covers other platforms and a signal lost on the way.
+        if parent is not None and os.getppid() != parent.pid:
+            return "the openpacs server is gone"
+        # Short sleeps: the kernel may hand the signal to another thread (an acceptor blocked
+        # in accept()), and Python runs the handler only when the main thread next wakes.
+        time.sleep(0.5)
+    return signal.Signals(received[0]).name

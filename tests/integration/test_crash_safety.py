@@ -6,6 +6,7 @@ point at a missing file; temp files of the interrupted transfer are gone after t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -185,17 +186,18 @@ def test_stop_finishes_or_aborts_in_flight_and_keeps_what_was_acknowledged(
     _check_archive(settings, acked)
 
 
-def _alive_in_group(pgid: int) -> list[str]:
+def _alive_in_group(pgid: int) -> dict[int, str]:
     """Processes of a process group that still run (zombies waiting to be reaped do not)."""
-    alive = []
+    alive = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
         state, group = fields[0], int(fields[2])
         if group == pgid and state != "Z":
-            alive.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            alive[int(stat.parent.name)] = command
     return alive
 
 
@@ -213,5 +215,10 @@ def test_receivers_do_not_outlive_a_killed_server(settings: Settings, tmp_path: 
         time.sleep(0.1)
     survivors = _alive_in_group(server.process.pid)
     if survivors:
+        for pid in survivors:  # receivers print every thread's stack on SIGUSR1
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+        time.sleep(2)
         os.killpg(server.process.pid, signal.SIGKILL)
-    assert survivors == [], server.log()
+    receiver_logs = sorted((settings.logging.dir / "storescp").glob("*.log"))
+    assert survivors == {}, "\n".join([server.log(), *(p.read_text() for p in receiver_logs)])
