@@ -20,10 +20,11 @@ CONSOLE_SOURCES := $(shell find console -path console/node_modules -prune -o -ty
 
 setup: $(STAMP) $(OHIF_STAMP) $(CONSOLE_STAMP)
 
-# The OHIF Viewer from the npm registry; without npm, openpacs runs and /ohif/ says what to do.
+# The OHIF Viewer from the npm registry (no Node.js needed); when the registry cannot be reached
+# openpacs still runs and /ohif/ says what to do (the browser tests fail in CI without it).
 $(OHIF_STAMP): src/openpacs/web/ohif.py | $(STAMP)
-	@if command -v npm >/dev/null; then $(BIN)/openpacs ohif install --force; \
-	else echo "npm not found: OHIF (/ohif/) skipped; install Node.js 20+ and run make run again"; fi
+	@$(BIN)/openpacs ohif install --force || \
+		echo "OHIF (/ohif/) not installed; openpacs runs without it: see the message above"
 
 # The web console (console/, Vue + Vite) built into the package's static folder, again only when
 # its sources change; `npm ci` only when the lock file changed. Without npm, / says what to do.

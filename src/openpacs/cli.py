@@ -643,17 +643,29 @@ def config_default() -> None:
 def ohif_install(
     version: Annotated[str, typer.Option(help="@ohif/app version from the npm registry")] = "",
     force: Annotated[bool, typer.Option("--force", help="Reinstall the same version")] = False,
+    registry: Annotated[
+        str,
+        typer.Option(help="npm registry or mirror (default: $npm_config_registry, else npmjs)"),
+    ] = "",
 ) -> None:
-    """Fetch OHIF from the npm registry and set it up for /ohif/ on this server."""
+    """Fetch OHIF from the npm registry (no Node.js needed) and set it up for /ohif/."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
     from openpacs.web import ohif
 
     wanted = version or ohif.OHIF_VERSION
-    if ohif.installed_version() == wanted and not force:
+    if ohif.installed_version(ohif.DEFAULT_DIR) == wanted and not force:
         console.print(Text(f"OHIF {wanted} is installed ({ohif.DEFAULT_DIR})"))
         return
-    with console.status(f"fetching @ohif/app@{wanted} from the npm registry"):
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    with Progress(*columns, TransferSpeedColumn(), console=console) as progress:
+        task = progress.add_task(f"@ohif/app@{wanted}", total=None)
+
+        def downloaded(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total or None)
+
         try:
-            folder = ohif.install(version=wanted)
+            folder = ohif.install(ohif.DEFAULT_DIR, wanted, registry or None, downloaded)
         except (ohif.InstallError, OSError) as exc:
             raise fail(f"OHIF not installed: {exc}") from exc
     console.print(Text(f"OHIF {wanted} installed in {folder}; open http://localhost:5000/ohif/"))

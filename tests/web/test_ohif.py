@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import http.server
 import io
+import json
 import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from typer.testing import CliRunner
 
+from openpacs import cli
 from openpacs.web import ohif
+from tests.conftest import free_port
 
 INDEX = (
     '<html><head><link rel="manifest" href="/manifest.json"><script>window.PUBLIC_URL="/"'
@@ -85,10 +94,119 @@ def test_not_installed_says_how(tmp_path: Path) -> None:
     assert "openpacs ohif install" in response.text
 
 
-def test_install_without_npm_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shutil.which", lambda _name: None)
-    with pytest.raises(ohif.InstallError, match=r"install Node\.js 20"):
-        ohif.install(tmp_path / "ohif")
+class Registry:
+    """An npm registry on loopback serving one @ohif/app version (never the network in tests)."""
+
+    def __init__(self, tarball: bytes, version: str = "9.9.9", integrity: str = "") -> None:
+        digest = base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+        self.tarball, self.version = tarball, version
+        self.integrity = integrity or f"sha512-{digest}"
+        registry = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                if self.path == f"/@ohif%2fapp/{registry.version}":
+                    body = json.dumps(
+                        {"dist": {"tarball": f"{base}/app.tgz", "integrity": registry.integrity}}
+                    ).encode()
+                elif self.path == "/app.tgz":
+                    body = registry.tarball
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _package(dist: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(dist.iterdir()):
+            archive.add(path, arcname=f"package/dist/{path.name}")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    served = Registry(_package(_dist(tmp_path / "published")))
+    yield served
+    served.close()
+
+
+def test_install_fetches_from_the_registry_without_node(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "")  # no npm, no node
+    seen: list[tuple[int, int]] = []
+    folder = ohif.install(
+        tmp_path / "ohif", "9.9.9", registry.url, lambda done, total: seen.append((done, total))
+    )
+    assert ohif.installed_version(folder) == "9.9.9"
+    assert 'PUBLIC_URL="/ohif/"' in (folder / "index.html").read_text()
+    assert "dicomweb" in (folder / "app-config.js").read_text()
+    assert seen[-1] == (len(registry.tarball), len(registry.tarball))
+
+
+def test_install_uses_npms_registry_setting(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("npm_config_registry", registry.url)
+    assert ohif.default_registry() == registry.url
+    assert ohif.installed_version(ohif.install(tmp_path / "ohif", "9.9.9")) == "9.9.9"
+
+
+def test_a_tampered_download_is_refused_and_the_installed_viewer_kept(tmp_path: Path) -> None:
+    good = Registry(_package(_dist(tmp_path / "published")))
+    try:
+        folder = ohif.install(tmp_path / "ohif", "9.9.9", good.url)
+    finally:
+        good.close()
+    tampered = Registry(b"not the published bytes", integrity=good.integrity)
+    try:
+        with pytest.raises(ohif.InstallError, match="integrity"):
+            ohif.install(folder, "9.9.9", tampered.url)
+    finally:
+        tampered.close()
+    assert ohif.installed_version(folder) == "9.9.9"
+    assert (folder / "index.html").is_file()
+
+
+def test_unknown_version_and_unreachable_registry_name_the_fix(
+    registry: Registry, tmp_path: Path
+) -> None:
+    with pytest.raises(ohif.InstallError, match=r"@ohif/app@0\.0\.1 is not in the registry"):
+        ohif.install(tmp_path / "a", "0.0.1", registry.url)
+    closed = free_port()
+    with pytest.raises(ohif.InstallError, match=r"cannot reach the npm registry.*--registry"):
+        ohif.install(tmp_path / "b", "9.9.9", f"http://127.0.0.1:{closed}/")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_cli_installs_with_a_registry_option(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "ohif"
+    monkeypatch.setattr(ohif, "DEFAULT_DIR", target)
+    result = CliRunner().invoke(
+        cli.app, ["ohif", "install", "--version", "9.9.9", "--registry", registry.url]
+    )
+    assert result.exit_code == 0, result.output
+    assert "OHIF 9.9.9 installed" in result.output
+    assert ohif.installed_version(target) == "9.9.9"
 
 
 def test_unpack_takes_only_the_dist_and_refuses_other_packages(tmp_path: Path) -> None:

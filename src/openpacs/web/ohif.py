@@ -4,16 +4,23 @@ OHIF's prebuilt `dist/` assumes it is served at `/`. Installing rewrites it once
 `/ohif/` subpath (absolute `="/…"` links and PUBLIC_URL in index.html, webpack's public path in
 the JS chunks, `url(/…)` in the CSS) and writes an `app-config.js` whose DICOMweb data source is
 this server's `/dicomweb` on the same origin (no CORS). Nothing of OHIF is committed: the files
-come from `npm pack @ohif/app@<OHIF_VERSION>` (`openpacs ohif install`, run by `make run`).
+come from the npm registry's tarball of `@ohif/app@<OHIF_VERSION>`, checked against the
+registry's integrity (`openpacs ohif install`, run by `make run`; no Node.js needed).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -23,12 +30,14 @@ OHIF_VERSION = "3.13.2"
 PREFIX = "/ohif/"
 DEFAULT_DIR = Path(__file__).resolve().parent / "static" / "ohif"
 VERSION_FILE = ".openpacs-ohif-version"
+NPM_REGISTRY = "https://registry.npmjs.org/"
+REGISTRY_TIMEOUT = 60
 MEDIA_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
 
 _NOT_INSTALLED = """<!doctype html><meta charset="utf-8"><title>OHIF not installed</title>
 <h1>OHIF Viewer is not installed</h1>
 <p>Run <code>make run</code> (it installs it), or <code>openpacs ohif install</code>.
-It needs Node.js 20+ with npm and access to the npm registry.</p>"""
+It needs access to the npm registry (or a mirror: <code>--registry URL</code>).</p>"""
 
 
 class InstallError(RuntimeError):
@@ -40,26 +49,19 @@ def installed_version(folder: Path = DEFAULT_DIR) -> str | None:
     return marker.read_text().strip() if marker.is_file() else None
 
 
-def install(folder: Path = DEFAULT_DIR, version: str = OHIF_VERSION) -> Path:
-    """Fetch `@ohif/app@version` with npm and unpack it into `folder`, rewritten for /ohif/."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise InstallError("npm not found: install Node.js 20+ (it brings npm), then run again")
+def install(
+    folder: Path = DEFAULT_DIR,
+    version: str = OHIF_VERSION,
+    registry: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Fetch `@ohif/app@version` from the npm registry (no Node.js needed) and unpack it into
+    `folder`, rewritten for /ohif/. `progress(done, total)` follows the download."""
     with tempfile.TemporaryDirectory(prefix="openpacs-ohif-") as tmp:
         work = Path(tmp)
-        result = subprocess.run(
-            [npm, "pack", f"@ohif/app@{version}", "--pack-destination", str(work)],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=work,
-        )
-        tarballs = list(work.glob("*.tgz"))
-        if result.returncode != 0 or not tarballs:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no tarball"]
-            raise InstallError(f"npm pack @ohif/app@{version} failed: {detail[0]}")
+        tarball = fetch(version, work / "app.tgz", registry or default_registry(), progress)
         staging = work / "dist"
-        _unpack_dist(tarballs[0], staging)
+        _unpack_dist(tarball, staging)
         rewrite_for_subpath(staging)
         (staging / "app-config.js").write_text(app_config())
         (staging / VERSION_FILE).write_text(version + "\n")
@@ -68,6 +70,57 @@ def install(folder: Path = DEFAULT_DIR, version: str = OHIF_VERSION) -> Path:
         folder.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staging), folder)
     return folder
+
+
+def default_registry() -> str:
+    """npm's own setting when there is one (a mirror, e.g. registry.npmmirror.com), as npm
+    itself would take it from the environment; else the public registry."""
+    for name in ("npm_config_registry", "NPM_CONFIG_REGISTRY"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return NPM_REGISTRY
+
+
+def fetch(
+    version: str,
+    target: Path,
+    registry: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Download the package tarball the registry lists for `version` and check it against the
+    integrity (SHA-512) the registry gives for it."""
+    where = f"{registry.rstrip('/')}/@ohif%2fapp/{urllib.parse.quote(version)}"
+    try:
+        with urllib.request.urlopen(where, timeout=REGISTRY_TIMEOUT) as answer:
+            dist = json.load(answer)["dist"]
+        url, integrity = dist["tarball"], dist["integrity"]
+        algorithm, _, expected = integrity.partition("-")
+        if algorithm != "sha512":
+            raise InstallError(f"the registry gives a {algorithm} integrity; sha512 expected")
+        digest = hashlib.sha512()
+        with urllib.request.urlopen(url, timeout=REGISTRY_TIMEOUT) as answer:
+            total = int(answer.headers.get("Content-Length") or 0)
+            with target.open("wb") as out:
+                while chunk := answer.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    if progress is not None:
+                        progress(out.tell(), total)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise InstallError(f"@ohif/app@{version} is not in the registry {registry}") from exc
+        raise InstallError(f"the npm registry {registry} answered {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InstallError(
+            f"cannot reach the npm registry {registry} ({reason}); check the network or proxy "
+            "(https_proxy), or name a mirror with --registry"
+        ) from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InstallError(f"{registry} did not answer as an npm registry: {exc}") from exc
+    if base64.b64encode(digest.digest()).decode() != expected:
+        raise InstallError(f"{url} does not match the registry's integrity: download it again")
+    return target
 
 
 def _unpack_dist(tarball: Path, target: Path) -> None:
