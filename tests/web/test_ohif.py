@@ -105,7 +105,7 @@ class Registry:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                base = registry.url.rstrip("/")
                 if self.path == f"/@ohif%2fapp/{registry.version}":
                     body = json.dumps(
                         {"dist": {"tarball": f"{base}/app.tgz", "integrity": registry.integrity}}
