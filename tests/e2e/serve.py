@@ -54,10 +54,16 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(work: Path, users: Sequence[tuple[str, str, str]] = ()) -> Iterator[Server]:
+def serve(
+    work: Path,
+    users: Sequence[tuple[str, str, str]] = (),
+    openpacs: Path = OPENPACS,
+    path: str | None = None,
+) -> Iterator[Server]:
     """`openpacs serve` with its index, storage and logs in `work`, every listener on a free
     port of 127.0.0.1, healthy before this yields; stopped afterwards. `users` (name, role,
-    password) are added first with `openpacs user add`, their passwords final."""
+    password) are added first with `openpacs user add`, their passwords final. `openpacs`: the
+    command (another install's); `path`: its PATH (default: this one's)."""
     http, dicom = free_port(), free_port()
     worklist, qr, printer = free_port(), free_port(), free_port()
     env = {
@@ -78,11 +84,13 @@ def serve(work: Path, users: Sequence[tuple[str, str, str]] = ()) -> Iterator[Se
         "OPENPACS_LOGGING__DIR": str(work / "logs"),
         "OPENPACS_LOGGING__CONSOLE": "false",
     }
+    if path is not None:
+        env["PATH"] = path
     for name, role, password in users:
         add = ["user", "add", name, "--role", role, "--password", password, "--no-must-change"]
-        subprocess.run([str(OPENPACS), *add], env=env, check=True, capture_output=True)
+        subprocess.run([str(openpacs), *add], env=env, check=True, capture_output=True)
     log = (work / "serve.log").open("w")
-    process = subprocess.Popen([str(OPENPACS), "serve"], env=env, stdout=log, stderr=log)
+    process = subprocess.Popen([str(openpacs), "serve"], env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{http}"
     try:
         _wait_healthy(base, process)
