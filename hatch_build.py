@@ -50,5 +50,7 @@ def _build(sources: Path) -> None:
             "npm) on the build machine; the installed wheel then needs no Node.js"
         )
     if not (sources / "node_modules" / ".package-lock.json").is_file():
-        subprocess.run([npm, "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=sources, check=True)
+        subprocess.run(
+            [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=sources, check=True
+        )
     subprocess.run([npm, "run", "build"], cwd=sources, check=True)
