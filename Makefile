@@ -44,8 +44,8 @@ test: $(STAMP) $(OHIF_STAMP) $(CONSOLE_STAMP) lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench hatch_build.py
+	$(BIN)/ruff format --check src tests bench hatch_build.py
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
