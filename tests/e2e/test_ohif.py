@@ -9,22 +9,16 @@ Chromium is Debian's (`apt-get install chromium`), driven by Playwright's Python
 
 from __future__ import annotations
 
-import io
-import time
 from collections.abc import Iterator
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 from pydicom import dcmread
 
-from openpacs.web import ohif
 from tests.conftest import need
+from tests.e2e.ohif_checks import require_ohif, viewports_drawn
 from tests.e2e.serve import (
-    ARTIFACTS,
     chromium,
-    require_built,
     screenshot,
     serve,
     signed_in_page,
@@ -35,23 +29,15 @@ from tests.generators import ct_series
 pytestmark = [pytest.mark.peer, pytest.mark.e2e]
 
 SLICES = 40
-VIEWPORT_BOXES = """() => [...document.querySelectorAll('[data-viewport-uid]')].map(e => {
-    const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })"""
 # The browser signs in as this user (through the API, keeping the session cookie).
 USER = "e2e-viewer"
 PASSWORD = "e2e-viewer-password"
 
 
-def _require_ohif() -> None:
-    require_built(
-        ohif.installed_version() is not None, "OHIF is not installed: run `make setup` (needs npm)"
-    )
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """`openpacs serve` holding one CT study; yields (base URL, StudyInstanceUID)."""
-    _require_ohif()
+    require_ohif()
     chromium_path = need("chromium")
     assert chromium_path
     storescu = need("storescu")
@@ -62,47 +48,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         yield running.base, str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
 
 
-def _is_image(pixels: np.ndarray) -> bool:
-    """A drawn CT view: a real share of the area lit, in many grey levels (the noise of the
-    phantom), not an empty viewport or a flat overlay. Reformatted views of a short stack fill
-    only a band of their viewport, hence the small share."""
-    lit = pixels[pixels > 16]
-    return lit.size >= 0.02 * pixels.size and len(np.unique(lit)) > 16
-
-
-def _drawn(page: object, name: str, minimum: int, timeout: float = 120) -> int:
-    """Wait until at least `minimum` viewports show an image; save the page; return the count.
-
-    One page screenshot cropped per viewport: an element screenshot waits for the element to be
-    still, and a volume rendering refines itself for a while."""
-    from playwright.sync_api import Page
-
-    assert isinstance(page, Page)
-    deadline = time.monotonic() + timeout
-    drawn, shot = 0, b""
-    while time.monotonic() < deadline:
-        shot = page.screenshot(timeout=120_000)
-        # Brightest channel: a volume rendering's preset may be dim red, not grey.
-        grey = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).max(axis=2)
-        # Boxes read in one go: OHIF replaces viewport elements while it sets a layout up.
-        boxes = page.evaluate(VIEWPORT_BOXES)
-        drawn = 0
-        for x, y, width, height in boxes:
-            if width < 50 or height < 50:
-                continue
-            area = grey[int(y) : int(y + height), int(x) : int(x + width)]
-            drawn += _is_image(area)
-        if drawn >= minimum:
-            break
-        time.sleep(1)
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / f"ohif-{name}.png").write_bytes(shot)
-    return drawn
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    _require_ohif()
+    require_ohif()
     with chromium() as launched:
         yield launched
 
@@ -142,7 +90,7 @@ def test_viewer_draws_the_ct(
     assert isinstance(page, Page)
     page.goto(f"{base}/ohif/viewer?StudyInstanceUIDs={study}{layout}", timeout=60_000)
     name = layout.rsplit("=", 1)[-1] or "stack"
-    drawn = _drawn(page, name, minimum)
+    drawn = viewports_drawn(page, f"ohif-{name}", minimum)
     page.close()
     assert drawn >= minimum, (
         f"{drawn} of {minimum} viewports drawn; see test-artifacts/ohif-{name}.png"

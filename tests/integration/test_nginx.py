@@ -16,7 +16,16 @@ from pydicom import dcmread
 
 from openpacs.web import console
 from tests.conftest import free_port, need
-from tests.e2e.serve import Server, chromium, require_built, screenshot, serve, store_files
+from tests.e2e.ohif_checks import require_ohif, viewports_drawn
+from tests.e2e.serve import (
+    Server,
+    chromium,
+    require_built,
+    screenshot,
+    serve,
+    signed_in_page,
+    store_files,
+)
 from tests.generators import ct_series
 
 pytestmark = [pytest.mark.peer]
@@ -176,4 +185,32 @@ def test_the_console_works_under_the_proxys_path(
         )
         screenshot(page, "console-behind-nginx")
     outside = [url for url in asked if not url.startswith(f"{public}/pacs/")]
+    assert not outside, outside
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("prefix", ["", "/pacs"])
+def test_ohif_draws_a_study_through_the_proxy(
+    proxied: tuple[Server, str], prefix: str, tmp_path: Path
+) -> None:
+    """OHIF, published at the root or under /pacs/, lists and draws a study; under /pacs/
+    every request it makes (chunks, workers, fonts, DICOMweb) stays under /pacs/."""
+    from playwright.sync_api import Page
+
+    server, public = proxied
+    need("chromium")
+    require_ohif()
+    files = ct_series(tmp_path / "ct", 20, rows=128, columns=128, seed=20 + len(prefix))
+    store_files(need("storescu"), server, files)
+    study = str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    base = public + prefix
+    with chromium() as browser:
+        page = signed_in_page(browser, base, USER, PASSWORD)
+        assert isinstance(page, Page)
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        page.goto(f"{base}/ohif/viewer?StudyInstanceUIDs={study}", timeout=60_000)
+        name = f"ohif-behind-nginx{prefix.replace('/', '-')}"
+        assert viewports_drawn(page, name, 1) >= 1, f"not drawn; see test-artifacts/{name}.png"
+    outside = [url for url in asked if not url.startswith(f"{base}/")]
     assert not outside, outside

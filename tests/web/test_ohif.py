@@ -44,17 +44,34 @@ def test_rewrite_points_absolute_paths_at_the_subpath(tmp_path: Path) -> None:
     html = (dist / "index.html").read_text()
     assert 'href="/ohif/manifest.json"' in html and 'src="/ohif/app.bundle.js"' in html
     assert 'window.PUBLIC_URL="/ohif/"' in html
-    assert '__webpack_require__.p = "/ohif/"' in (dist / "app.bundle.js").read_text()
+    # Chunks load from where the page says it is published (or, in a worker, its own URL).
+    bundle = (dist / "app.bundle.js").read_text()
+    assert f"__webpack_require__.p = ({ohif.PUBLIC_PATH})" in bundle
     assert (dist / "other.js").read_text() == "const untouched = 1;"
-    assert "url(/ohif/font.woff2)" in (dist / "app.bundle.css").read_text()
+    assert "url(./font.woff2)" in (dist / "app.bundle.css").read_text()
 
 
-def test_app_config_uses_this_servers_dicomweb() -> None:
+def test_app_config_uses_this_servers_dicomweb_where_the_page_is_published() -> None:
     config = ohif.app_config()
-    assert 'routerBasename: "/ohif"' in config
-    assert 'window.location.origin + "/dicomweb"' in config
+    assert 'const site = (window.PUBLIC_URL || "/ohif/").slice(0, -6);' in config
+    assert 'routerBasename: site + "/ohif"' in config
+    assert 'window.location.origin + site + "/dicomweb"' in config
     assert "qidoRoot: root, wadoRoot: root" in config
     assert '"supportsFuzzyMatching": true' in config
+
+
+def test_index_names_a_proxys_prefix(tmp_path: Path) -> None:
+    dist = _dist(tmp_path / "ohif")
+    ohif.rewrite_for_subpath(dist)
+    headers = {"X-Forwarded-Prefix": "/pacs"}
+    page = asyncio.run(_get(dist, "/ohif/viewer?StudyInstanceUIDs=1.2", headers))
+    assert 'window.PUBLIC_URL="/pacs/ohif/"' in page.text
+    assert 'src="/pacs/ohif/app.bundle.js"' in page.text and '="/ohif/' not in page.text
+    assert asyncio.run(_get(dist, "/ohif/index.html", headers)).text == page.text
+    plain = asyncio.run(_get(dist, "/ohif/"))
+    assert 'window.PUBLIC_URL="/ohif/"' in plain.text
+    moved = asyncio.run(_get(dist, "/ohif", headers))
+    assert moved.headers["location"] == "/pacs/ohif/"
 
 
 @pytest.fixture
@@ -62,12 +79,12 @@ def served(tmp_path: Path) -> Path:
     return _dist(tmp_path / "ohif")
 
 
-async def _get(folder: Path, path: str) -> httpx.Response:
+async def _get(folder: Path, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
     app = FastAPI()
     app.include_router(ohif.router(folder))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        return await client.get(path)
+        return await client.get(path, headers=headers)
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from openpacs.web.dicomweb.urls import prefix
 
 OHIF_VERSION = "3.13.2"
 PREFIX = "/ohif/"
@@ -134,6 +136,15 @@ def _unpack_dist(tarball: Path, target: Path) -> None:
         archive.extractall(target, members=members, filter="data")
 
 
+# Where webpack loads chunks from, worked out in the page (PUBLIC_URL, which index.html sets
+# per request) or in a worker (its own URL up to /ohif/), so one install serves at "/ohif/" and
+# under a proxy's prefix ("/pacs/ohif/") alike.
+PUBLIC_PATH = (
+    '(typeof window !== "undefined" && window.PUBLIC_URL) || '
+    'self.location.pathname.replace(/\\/ohif\\/.*$/, "/ohif/")'
+)
+
+
 def rewrite_for_subpath(dist: Path, prefix: str = PREFIX) -> None:
     """Point OHIF's absolute paths at `prefix` instead of the site root."""
     index = dist / "index.html"
@@ -143,18 +154,28 @@ def rewrite_for_subpath(dist: Path, prefix: str = PREFIX) -> None:
     for script in dist.glob("*.js"):
         text = script.read_text(encoding="utf-8")
         rewritten = text.replace(
-            '__webpack_require__.p = "/"', f'__webpack_require__.p = "{prefix}"'
+            '__webpack_require__.p = "/"', f"__webpack_require__.p = ({PUBLIC_PATH})"
         )
         if rewritten != text:
             script.write_text(rewritten, encoding="utf-8")
     for sheet in dist.glob("*.css"):
+        # Relative to the style sheet, which sits in the dist's root: right under any prefix.
         text = sheet.read_text(encoding="utf-8")
         if "url(/" in text:
-            sheet.write_text(text.replace("url(/", f"url({prefix}"), encoding="utf-8")
+            sheet.write_text(text.replace("url(/", "url(./"), encoding="utf-8")
+
+
+def published_index(index: Path, public_prefix: str) -> str:
+    """index.html for a page published under `public_prefix` ("" or a proxy's "/pacs")."""
+    html = index.read_text(encoding="utf-8")
+    if not public_prefix:
+        return html
+    return html.replace(f'="{PREFIX}', f'="{public_prefix}{PREFIX}')
 
 
 def app_config(dicomweb_path: str = "/dicomweb") -> str:
-    """OHIF's configuration: one DICOMweb data source, this server, same origin."""
+    """OHIF's configuration: one DICOMweb data source, this server, same origin; where it is
+    published (a proxy's prefix before /ohif/) is read from PUBLIC_URL, set by index.html."""
     source = {
         "friendlyName": "openpacs",
         "name": "openpacs",
@@ -167,12 +188,12 @@ def app_config(dicomweb_path: str = "/dicomweb") -> str:
         "omitQuotationForMultipartRequest": True,
         "bulkDataURI": {"enabled": True},
     }
-    roots = json.dumps(dicomweb_path)
     return (
         "/* Written by openpacs (openpacs ohif install); rewritten on every install. */\n"
-        f"const root = window.location.origin + {roots};\n"
+        f"const site = (window.PUBLIC_URL || {json.dumps(PREFIX)}).slice(0, -{len(PREFIX)});\n"
+        f"const root = window.location.origin + site + {json.dumps(dicomweb_path)};\n"
         "window.config = {\n"
-        f"  routerBasename: {json.dumps(PREFIX.rstrip('/'))},\n"
+        f"  routerBasename: site + {json.dumps(PREFIX.rstrip('/'))},\n"
         "  showStudyList: true,\n"
         "  extensions: [],\n"
         "  modes: [],\n"
@@ -181,7 +202,8 @@ def app_config(dicomweb_path: str = "/dicomweb") -> str:
         "    namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',\n"
         "    sourceName: 'openpacs',\n"
         f"    configuration: Object.assign({json.dumps(source)},\n"
-        "      {qidoRoot: root, wadoRoot: root, wadoUriRoot: window.location.origin + '/wado'}),\n"
+        "      {qidoRoot: root, wadoRoot: root,\n"
+        "       wadoUriRoot: window.location.origin + site + '/wado'}),\n"
         "  }],\n"
         "};\n"
     )
@@ -193,18 +215,20 @@ def router(folder: Path = DEFAULT_DIR) -> APIRouter:
     root = folder.resolve()
 
     @routes.get("/ohif", include_in_schema=False)
-    def ohif_root() -> RedirectResponse:
-        return RedirectResponse(PREFIX)
+    def ohif_root(request: Request) -> RedirectResponse:
+        return RedirectResponse(prefix(request) + PREFIX)
 
     @routes.get("/ohif/{path:path}", include_in_schema=False)
-    def ohif_file(path: str) -> Response:
+    def ohif_file(path: str, request: Request) -> Response:
         index = root / "index.html"
         if not index.is_file():
             return HTMLResponse(_NOT_INSTALLED, status_code=404)
         wanted = (root / path).resolve()
-        if path and wanted.is_file() and wanted.is_relative_to(root):
+        if path and path != "index.html" and wanted.is_file() and wanted.is_relative_to(root):
             media = MEDIA_TYPES.get(wanted.suffix)
             return FileResponse(wanted, media_type=media)
-        return FileResponse(index, media_type="text/html")
+        return HTMLResponse(
+            published_index(index, prefix(request)), headers={"Cache-Control": "no-cache"}
+        )
 
     return routes
