@@ -1,6 +1,25 @@
+import { copyFileSync, mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { fileURLToPath, URL } from 'node:url'
-import { defineConfig } from 'vite'
+import { defineConfig, type Plugin } from 'vite'
 import vue from '@vitejs/plugin-vue'
+
+// Swagger UI's files (npm swagger-ui-dist) beside the console, so that the server's /docs
+// works on a network without the internet (FastAPI's default page loads them from a CDN).
+function swaggerUi(): Plugin {
+  const files = ['swagger-ui-bundle.js', 'swagger-ui.css', 'favicon-32x32.png']
+  return {
+    name: 'openpacs-swagger-ui',
+    apply: 'build',
+    writeBundle(options) {
+      const from = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'))
+      const to = join(options.dir ?? '', 'swagger')
+      mkdirSync(to, { recursive: true })
+      for (const name of files) copyFileSync(join(from, name), join(to, name))
+    },
+  }
+}
 
 // The build lands where FastAPI serves the console from (git-ignored, rebuilt by make).
 // `npm run dev` serves the sources with hot reload and hands server paths to `openpacs serve`.
@@ -8,7 +27,7 @@ const server = process.env.OPENPACS_URL ?? 'http://127.0.0.1:5000'
 const serverPaths = ['/api', '/dicomweb', '/wado', '/ohif', '/docs', '/openapi.json', '/health']
 
 export default defineConfig({
-  plugins: [vue()],
+  plugins: [vue(), swaggerUi()],
   // vue-i18n's compile-time flags: Composition API only, no devtools hooks in the build.
   define: {
     __VUE_I18N_FULL_INSTALL__: true,

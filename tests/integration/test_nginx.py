@@ -214,3 +214,33 @@ def test_ohif_draws_a_study_through_the_proxy(
         assert viewports_drawn(page, name, 1) >= 1, f"not drawn; see test-artifacts/{name}.png"
     outside = [url for url in asked if not url.startswith(f"{base}/")]
     assert not outside, outside
+
+
+@pytest.mark.e2e
+def test_swagger_ui_works_under_the_proxys_path(proxied: tuple[Server, str]) -> None:
+    """/pacs/docs draws the API from this machine's files (no CDN) and "Try it out" calls the
+    API under /pacs/."""
+    from playwright.sync_api import Page, expect
+
+    _, public = proxied
+    need("chromium")
+    require_built(
+        (console.DEFAULT_DIR / "swagger" / "swagger-ui-bundle.js").is_file(),
+        "the web console (with Swagger UI) is not built: run `make setup` (needs npm)",
+    )
+    with chromium() as browser:
+        page = signed_in_page(browser, f"{public}/pacs", USER, PASSWORD)
+        assert isinstance(page, Page)
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        page.goto(f"{public}/pacs/docs", timeout=60_000)
+        operation = page.locator(".opblock", has=page.locator("[data-path='/api/system']"))
+        expect(operation).to_be_visible(timeout=30_000)
+        operation.locator(".opblock-summary").click()
+        page.get_by_role("button", name="Try it out").click()
+        with page.expect_response(f"{public}/pacs/api/system") as answer:
+            page.get_by_role("button", name="Execute").click()
+        assert answer.value.status == 200
+        screenshot(page, "swagger-behind-nginx")
+    outside = [url for url in asked if not url.startswith(f"{public}/pacs/")]
+    assert not outside, outside

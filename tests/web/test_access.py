@@ -29,7 +29,7 @@ from tests.web.dicomweb_data import store
 # Routes anyone may call: the sign-in, health, and FastAPI's documentation.
 # The console's catch-all (web/console.py) serves the app's files and pages, never data.
 PUBLIC_ROUTES = {("POST", "/api/auth/login"), ("GET", "/health"), ("GET", "/{path:console}")}
-DOCS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+DOCS = {"/docs", "/docs/oauth2-redirect", "/openapi.json"}
 CONSOLE = {"X-Requested-With": "openpacs-console"}
 
 

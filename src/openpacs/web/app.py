@@ -17,7 +17,7 @@ from openpacs.accounts import Clock, users, utcnow
 from openpacs.archive import db
 from openpacs.archive.core import Core
 from openpacs.logs import get_logger
-from openpacs.web import auth, console, dicomweb, errors, ohif, request_metrics, weasis
+from openpacs.web import auth, console, dicomweb, docs, errors, ohif, request_metrics, weasis
 from openpacs.web.api import accounts as accounts_api
 from openpacs.web.api import downloads as downloads_api
 from openpacs.web.api import jobs as jobs_api
@@ -85,7 +85,11 @@ def create_app(
         version=__version__,
         description="A lightweight PACS: DICOM archive, DICOMweb and REST API.",
         dependencies=[Depends(auth.require_access)],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
+    docs.install(app)
     app.state.core = core
     app.state.services = services or Services()
     app.state.access = auth.Access(core.settings.auth, clock or utcnow)

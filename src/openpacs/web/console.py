@@ -25,7 +25,7 @@ DEFAULT_DIR = Path(__file__).resolve().parent / "static" / "console"
 # First path segments that belong to the server, never to the console's router.
 SERVER_PREFIXES = frozenset(
     {
-        "api", "dicomweb", "dicom-web", "wado", "ohif", "docs", "redoc", "openapi.json",
+        "api", "dicomweb", "dicom-web", "wado", "ohif", "docs", "openapi.json",
         "health", "metrics",
     }
 )  # fmt: skip
