@@ -36,6 +36,12 @@ CHUNK = 1024 * 1024
 NAME_LIMIT = 64
 # Path separators, Windows' reserved characters, control characters.
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+# Names Windows keeps for devices, with any extension ("NUL.dcm" too): a patient ID "CON"
+# must not make a folder that cannot be unpacked there.
+WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"{port}{n}" for port in ("COM", "LPT") for n in [*"123456789", "¹", "²", "³"]]
+)
 
 
 def safe_name(text: str | None, fallback: str) -> str:
@@ -44,6 +50,8 @@ def safe_name(text: str | None, fallback: str) -> str:
     value = _UNSAFE.sub("_", value)
     value = re.sub(r"\s+", " ", value).strip(" .")  # no leading dot: no '..', nothing hidden
     value = value[:NAME_LIMIT].rstrip(" .")
+    if value.split(".")[0].rstrip(" ").upper() in WINDOWS_DEVICES:
+        value = "_" + value
     return value or fallback
 
 

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import shutil
 import time
 import uuid
@@ -89,6 +90,9 @@ def relative_path(layout: str, keys: PathKeys) -> str:
     return layout.format(**values)
 
 
+_UNPORTABLE = re.compile(r"[\\:]")  # "\\" and a drive's ":" mean another place on Windows
+
+
 class FileSystemStorage:
     """Files under one root folder."""
 
@@ -104,6 +108,10 @@ class FileSystemStorage:
         self._read_folders: dict[str, str] = {}
 
     def _resolve(self, relpath: str) -> Path:
+        # Stored paths are ours, with "/" only: a backslash or a drive would mean another place
+        # on Windows (and only a strange name here), so it is refused on every system.
+        if _UNPORTABLE.search(relpath):
+            raise StorageUnavailable(f"path {relpath!r} is not a stored object's path")
         path = (self.root / relpath).resolve()
         if not path.is_relative_to(self.root) or path == self.root:
             raise StorageUnavailable(f"path {relpath!r} lies outside the storage root")
@@ -152,7 +160,7 @@ class FileSystemStorage:
         made) once; later files in it only join their name to it (a name from the layout,
         never '.' or '..' or hidden, cannot leave it)."""
         folder_rel, _, name = relpath.rpartition("/")
-        plain = bool(name) and not name.startswith(".")
+        plain = bool(name) and not name.startswith(".") and not _UNPORTABLE.search(name)
         folder = known.get(folder_rel)
         if folder is not None and plain:
             return f"{folder}/{name}"
@@ -199,7 +207,8 @@ class FileSystemStorage:
                 dirnames[:] = [d for d in dirnames if d not in (TEMP_DIR, PRINT_DIR)]
             dirnames.sort()
             for name in sorted(filenames):
-                yield str((Path(dirpath) / name).relative_to(self.root))
+                # With "/" on every system, as place() names them in the index.
+                yield (Path(dirpath) / name).relative_to(self.root).as_posix()
 
     def used_bytes(self) -> int:
         total = 0
