@@ -33,14 +33,15 @@ USER, PASSWORD = "e2e-operator", "e2e-operator-password"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """openpacs with one print job from dcmprscu (a CT on a 14x17 inch film), and its own
-    Print SCP registered as the printer node `loopback`."""
+    """openpacs with one print job from dcmprscu (two CT images side by side on a 14x17 inch
+    film), and its own Print SCP registered as the printer node `loopback`."""
     require_console()
     work = tmp_path_factory.mktemp("print")
     users = [(ADMIN, "admin", ADMIN_PASSWORD), (USER, "operator", PASSWORD)]
     with serve(work / "openpacs", users=users) as up:
-        (ct,) = ct_series(work / "ct", 1, rows=128, columns=128)
-        printed = dcmtk_print(work / "dcmtk", up.print_port, [ct], "--filmsize", "14INX17IN")
+        cts = ct_series(work / "ct", 2, rows=128, columns=128)
+        options = ("--filmsize", "14INX17IN", "--layout", "2", "1")
+        printed = dcmtk_print(work / "dcmtk", up.print_port, cts, *options)
         assert printed.returncode == 0, printed.output
         printer = {
             "name": "loopback",
@@ -122,9 +123,29 @@ def test_a_print_job_from_dcmprscu_shows_its_film(
     expect(rows.nth(1)).to_contain_text("Sent to printer")
     copy = rows.first  # newest first: what the loopback printer received
     expect(copy).to_contain_text("Printed")
+    assert _newest_film_box(server) == ("STANDARD\\1,1", 1)  # the film as composed here
     copy.locator("[data-test=delete]").click()
     page.locator(".el-message-box .el-button--primary").click()
     expect(rows).to_have_count(1, timeout=WAIT)
     expect(rows.first).to_contain_text("MODALITY → PRINTSCP")
+
+    # Again in the modality's own layout: the printer gets both images to lay out.
+    rows.first.locator("[data-test=open]").click()
+    details.locator("[data-test=print-layout] label", has_text="Original layout").click()
+    details.locator("[data-test=print]").click()
+    expect(details.locator("[data-test=job]").first).to_have_attribute(
+        "data-state", "succeeded", timeout=WAIT
+    )
+    page.keyboard.press("Escape")
+    expect(rows).to_have_count(2, timeout=WAIT)
+    assert _newest_film_box(server) == ("STANDARD\\2,1", 2)
     page.close()
     assert errors == []
+
+
+def _newest_film_box(server: Server) -> tuple[str, int]:
+    """The image display format and image box count of the newest print job's film."""
+    with _api(server) as api:
+        newest = api.get("/api/print/jobs").json()["items"][0]
+        (film,) = api.get(f"/api/print/jobs/{newest['id']}").json()["films"]
+    return film["attributes"]["20100010"]["Value"][0], len(film["image_boxes"])

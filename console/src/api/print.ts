@@ -69,8 +69,12 @@ export function deletePrintJob(id: number): Promise<void> {
 }
 
 /** Queue printing the job's films on a registered printer node; follow the returned job. */
-export function printOn(id: number, node: string): Promise<Job> {
-  return api.post<Job>(`${path(id)}/print`, { node })
+/** composed: each film as composed here, one image per film; original: the modality's own
+ * film box and images, laid out by the printer. */
+export type PrintLayout = 'composed' | 'original'
+
+export function printOn(id: number, node: string, layout: PrintLayout = 'composed'): Promise<Job> {
+  return api.post<Job>(`${path(id)}/print`, { node, layout })
 }
 
 /** The film as PNG, its longest side capped at `size` pixels when given. */

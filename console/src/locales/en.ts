@@ -254,6 +254,12 @@ const en = {
       magnification: 'Magnification',
       trim: 'Trim',
     },
+    layouts: {
+      composed: 'As composed here',
+      composedHint: 'Each film as openpacs composed it, one image per film',
+      original: 'Original layout',
+      originalHint: "The modality's own film box and images, laid out by the printer",
+    },
     printOn: 'Print again on',
     print: 'Print',
     printJob: 'Printing on {node}',

@@ -255,6 +255,12 @@ const zhCN: Messages = {
       magnification: '放大方式',
       trim: '边框',
     },
+    layouts: {
+      composed: '按本机排版',
+      composedHint: '每张胶片按 openpacs 排好的画面发送，一张胶片一幅图像',
+      original: '原始版式',
+      originalHint: '按设备原始的胶片版式和图像发送，由打印机排版',
+    },
     printOn: '再次打印到',
     print: '打印',
     printJob: '正在打印到 {node}',
