@@ -10,6 +10,7 @@ test-artifacts/studies-*.png, in English and zh-CN.
 
 from __future__ import annotations
 
+import base64
 import re
 import zipfile
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ VIEWER, VIEWER_PASSWORD = "e2e-viewer", "e2e-viewer-password"
 EDITED = "E2EST01"  # two series: edited, remarked, then deleted series by series
 SENT = "E2EST02"  # one series: downloaded and sent
 UPLOADED = "E2EST03"  # uploaded from a folder
+DROPPED = "E2EST04"  # dropped as a ZIP
 CHINESE = "Wang^XiaoMing=王^小明"
 
 
@@ -273,6 +275,27 @@ def test_a_folder_upload_lists_each_file(peers: Peers, browser: object, tmp_path
     expect(page.locator("[data-test=upload-summary]")).to_have_text(
         "已存储 0 个，归档中已有 3 个，拒绝 1 个", timeout=WAIT
     )
+
+    # A ZIP dropped on the panel (a drop as the browser makes it: a DataTransfer of files).
+    made = ct_series(tmp_path / "zip", 2, rows=32, columns=32, patient_id=DROPPED, seed=41)
+    with zipfile.ZipFile(tmp_path / "dropped.zip", "w") as archive:
+        for path in made:
+            archive.write(path, f"DIR/{path.name}")
+    page.evaluate(
+        """([name, data]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0))
+            const transfer = new DataTransfer()
+            transfer.items.add(new File([bytes], name, { type: 'application/zip' }))
+            const zone = document.querySelector('[data-test=upload-drop]')
+            const drop = { dataTransfer: transfer, bubbles: true, cancelable: true }
+            zone.dispatchEvent(new DragEvent('drop', drop))
+        }""",
+        ["dropped.zip", base64.b64encode((tmp_path / "dropped.zip").read_bytes()).decode()],
+    )
+    expect(page.locator("[data-test=upload-summary]")).to_have_text(
+        "已存储 2 个，归档中已有 0 个，拒绝 0 个", timeout=WAIT
+    )
+    expect(page.locator("[data-test=studies]")).to_contain_text(DROPPED, timeout=WAIT)
     page.close()
     assert errors == []
 
