@@ -81,6 +81,7 @@ def test_lists_newest_first_with_names_as_stored(client: Client, studies: dict[s
     assert zhang["study_instance_uid"] == studies["ZS001"]
     assert zhang["study_date"] == "20240102"
     assert zhang["accession_number"] == "ACC000001"
+    assert zhang["study_id"] == "S1"
     assert zhang["modalities"] == ["CT"]
     assert (zhang["number_of_series"], zhang["number_of_instances"]) == (1, 3)
     assert body["items"][0]["patient_name"] == WANG

@@ -14,6 +14,7 @@ export interface Study {
   accession_number: string | null
   study_description: string | null
   referring_physician_name: string | null
+  study_id: string | null
   modalities: string[]
   number_of_series: number | null
   number_of_instances: number | null
@@ -79,6 +80,7 @@ export const EDITABLE = [
   'ReferringPhysicianName',
   'StudyDate',
   'StudyTime',
+  'StudyID',
 ] as const
 export type Editable = (typeof EDITABLE)[number]
 

@@ -300,6 +300,7 @@ const en = {
       ReferringPhysicianName: 'Referring physician',
       StudyDate: 'Study date',
       StudyTime: 'Study time',
+      StudyID: 'Study ID',
     },
     sex: { M: 'Male', F: 'Female', O: 'Other' },
     nameHint: 'Family^Given; add =李^四 for the ideographic form (e.g. Li^Si=李^四), or write the Chinese name alone.',

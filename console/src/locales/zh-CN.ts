@@ -301,6 +301,7 @@ const zhCN: Messages = {
       ReferringPhysicianName: '申请医生',
       StudyDate: '检查日期',
       StudyTime: '检查时间',
+      StudyID: '检查 ID',
     },
     sex: { M: '男', F: '女', O: '其他' },
     nameHint: '姓^名；加上 =李^四 表示汉字形式（如 Li^Si=李^四），也可只写中文姓名。',

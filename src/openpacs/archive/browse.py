@@ -40,6 +40,7 @@ STUDY_FIELDS = {
     "accession_number": "AccessionNumber",
     "study_description": "StudyDescription",
     "referring_physician_name": "ReferringPhysicianName",
+    "study_id": "StudyID",
     "modalities": "ModalitiesInStudy",
     "number_of_series": "NumberOfStudyRelatedSeries",
     "number_of_instances": "NumberOfStudyRelatedInstances",

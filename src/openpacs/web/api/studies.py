@@ -29,6 +29,7 @@ class StudyOut(BaseModel):
     accession_number: str | None
     study_description: str | None
     referring_physician_name: str | None
+    study_id: str | None
     modalities: list[str]
     number_of_series: int | None
     number_of_instances: int | None
