@@ -81,6 +81,7 @@ def test_lists_newest_first_with_names_as_stored(client: Client, studies: dict[s
     assert zhang["study_instance_uid"] == studies["ZS001"]
     assert zhang["study_date"] == "20240102"
     assert zhang["accession_number"] == "ACC000001"
+    assert zhang["study_id"] == "S1"
     assert zhang["modalities"] == ["CT"]
     assert (zhang["number_of_series"], zhang["number_of_instances"]) == (1, 3)
     assert body["items"][0]["patient_name"] == WANG
@@ -117,6 +118,21 @@ def test_filters(
     client: Client, studies: dict[str, str], params: dict[str, str], expected: list[str]
 ) -> None:
     assert _ids(client, **params) == expected
+
+
+def test_keyword_finds_the_remark_too(client: Client, studies: dict[str, str]) -> None:
+    path = f"/api/studies/{studies['MU001']}/remark"
+    assert client.put(path, json={"remark": "复查 Follow 50%_done"}).status_code == 200
+    assert _ids(client, keyword="复查") == ["MU001"]
+    assert _ids(client, keyword="follow") == ["WX001", "MU001"]  # description or remark
+    assert _ids(client, keyword="50%_d") == ["MU001"]  # LIKE's wildcards taken literally
+    assert _ids(client, keyword="5%d") == []
+    items = client.get("/api/studies").json()["items"]
+    assert {item["patient_id"]: item["remark"] for item in items} == {
+        "WX001": None,
+        "ZS001": None,
+        "MU001": "复查 Follow 50%_done",
+    }
 
 
 @pytest.mark.parametrize(

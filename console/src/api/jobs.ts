@@ -39,6 +39,18 @@ export function retrieve(method: RetrieveMethod, what: Retrieve): Promise<Job> {
   return api.post<Job>(`/api/jobs/${method}`, what)
 }
 
+/** What to send to a node: stored studies and series. */
+export interface Send {
+  node: string
+  studies?: string[]
+  series?: string[]
+}
+
+/** Queue a C-STORE job sending stored studies or series to a registered node. */
+export function sendToNode(what: Send): Promise<Job> {
+  return api.post<Job>('/api/jobs/store', what)
+}
+
 export function getJob(id: number): Promise<JobDetail> {
   return api.get<JobDetail>(`/api/jobs/${id}`)
 }

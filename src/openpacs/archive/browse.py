@@ -5,7 +5,8 @@ series for its expanded row.
 Field semantics: patient ID and accession number are DICOM values (exact, or `*`/`?`
 wildcards); the patient name matches as QIDO's `fuzzymatching` does (each word starts a word of
 the stored name, any group, case and accents aside, so 张 finds 张^三); the keyword is a
-case-insensitive part of the study description; the modality one of the study's modalities.
+case-insensitive part of the study description or of the remark the console keeps with the
+study; the modality one of the study's modalities.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from typing import Any
 
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from openpacs.archive import query
 from openpacs.archive.errors import NotFound
+from openpacs.archive.models import Study
+from openpacs.dicom.matching import like_literal
 
 MAX_PAGE = 500
 
@@ -36,6 +40,7 @@ STUDY_FIELDS = {
     "accession_number": "AccessionNumber",
     "study_description": "StudyDescription",
     "referring_physician_name": "ReferringPhysicianName",
+    "study_id": "StudyID",
     "modalities": "ModalitiesInStudy",
     "number_of_series": "NumberOfStudyRelatedSeries",
     "number_of_instances": "NumberOfStudyRelatedInstances",
@@ -88,7 +93,8 @@ class StudyFilters:
 @dataclass(frozen=True)
 class Page:
     total: int
-    items: list[dict[str, Any]]  # STUDY_FIELDS' names → values as the engine gives them
+    # STUDY_FIELDS' names → values as the engine gives them, and each study's "remark"
+    items: list[dict[str, Any]]
 
 
 def _identifier(fields: dict[str, str], values: dict[str, Any]) -> Dataset:
@@ -104,11 +110,23 @@ def _filter_values(filters: StudyFilters) -> dict[str, Any]:
         "PatientName": filters.patient_name or None,
         "AccessionNumber": filters.accession_number or None,
         "ModalitiesInStudy": filters.modality.upper() if filters.modality else None,
-        "StudyDescription": f"*{filters.keyword}*" if filters.keyword else None,
     }
     if filters.date_from or filters.date_to:
         values["StudyDate"] = f"{filters.date_from or ''}-{filters.date_to or ''}"
     return values
+
+
+def _keyword(filters: StudyFilters) -> tuple[ColumnElement[bool], ...]:
+    """The keyword as a part of the description or the remark, any case, taken literally."""
+    if not filters.keyword:
+        return ()
+    pattern = f"%{like_literal(filters.keyword, query.ESCAPE)}%"
+    return (
+        or_(
+            Study.study_description.ilike(pattern, escape=query.ESCAPE),
+            Study.remark.ilike(pattern, escape=query.ESCAPE),
+        ),
+    )
 
 
 def order_keys(sort: Sort, descending: bool) -> tuple[str, ...]:
@@ -131,15 +149,30 @@ def studies(
         offset=offset,
         relational=True,
         fuzzy=True,
-        case_insensitive=frozenset({"StudyDescription"}),
         order_by=order_keys(sort, descending),
+        also=_keyword(filters),
     )
     identifier = _identifier(STUDY_FIELDS, _filter_values(filters))
     plan = query.prepare(identifier, query.Level.STUDY, query.Model.STUDY_ROOT, options)
     answers = plan.run(session)
     items = [_named(STUDY_FIELDS, record) for record in answers.records()]
+    remarks = _remarks(session, [item["study_instance_uid"] for item in items])
+    for item in items:
+        item["remark"] = remarks.get(item["study_instance_uid"])
     total = plan.count(session) if answers.more or offset else len(items)
     return Page(total=total, items=items)
+
+
+def _remarks(session: Session, uids: list[str]) -> dict[str, str | None]:
+    """The remarks of the studies named (one query for the page), by StudyInstanceUID."""
+    if not uids:
+        return {}
+    rows = session.execute(
+        select(Study.study_instance_uid, Study.remark).where(
+            Study.study_instance_uid.in_(uids), Study.remark.is_not(None)
+        )
+    )
+    return {uid: remark for uid, remark in rows}
 
 
 def series_of(session: Session, study_instance_uid: str) -> list[dict[str, Any]]:

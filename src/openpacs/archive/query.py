@@ -127,6 +127,8 @@ class QueryOptions:
     case_insensitive: keys whose text values (LO, SH, ...) match regardless of case, against
     PS3.4's rule for C-FIND (the console's free-text boxes). order_by: keywords to sort on
     instead of the level's stable order, '-' first for descending; unknown values last.
+    also: further conditions on the level's tables that no DICOM key says (the console's
+    keyword over a study's description or its remark), combined with AND.
     """
 
     limit: int | None = None
@@ -138,6 +140,7 @@ class QueryOptions:
     match_unknown: bool = False
     case_insensitive: frozenset[str] = frozenset()
     order_by: tuple[str, ...] = ()
+    also: tuple[ColumnElement[bool], ...] = ()
 
 
 class Kind(enum.Enum):
@@ -768,7 +771,7 @@ class Plan:
         sql = _Sql(dialect, self.options)
         stmt = select(*columns).select_from(_TABLES[self.level])
         stmt = _join_up(stmt, self.level, self._top())
-        return stmt.where(*(sql.term(term) for term in self.terms))
+        return stmt.where(*(sql.term(term) for term in self.terms), *self.options.also)
 
     def _sorted_on(self) -> list[tuple[Field, bool]]:
         found = []

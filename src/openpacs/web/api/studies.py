@@ -29,9 +29,11 @@ class StudyOut(BaseModel):
     accession_number: str | None
     study_description: str | None
     referring_physician_name: str | None
+    study_id: str | None
     modalities: list[str]
     number_of_series: int | None
     number_of_instances: int | None
+    remark: str | None  # the console's free text (PUT /api/studies/{study}/remark)
 
 
 class StudyPage(BaseModel):
@@ -62,7 +64,7 @@ def search_studies(
     date_from: Annotated[str | None, DATE] = None,
     date_to: Annotated[str | None, DATE] = None,
     keyword: Annotated[
-        str | None, Query(description="part of the study description, any case")
+        str | None, Query(description="part of the study description or remark, any case")
     ] = None,
     sort: Annotated[
         str, Query(pattern=rf"^-?({SORTS})$", description=f"-?({SORTS}); '-' for descending")
