@@ -8,6 +8,7 @@ in Chinese characters. zh-CN and English screenshots go to test-artifacts/viewer
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pydicom import dcmread
 
 from tests.conftest import need, sample
 from tests.e2e.serve import (
+    CHROMIUM_ARGS,
     Server,
     require_console,
     screenshot,
@@ -173,8 +175,19 @@ def test_a_ct_is_drawn_scrolled_and_windowed(stored: Stored, browser: object) ->
     page.mouse.down()
     page.mouse.move(x + 60, y, steps=6)
     page.mouse.up()
-    expect(page.locator("[data-test=viewport] svg text").first).to_contain_text("mm", timeout=WAIT)
+    marks = page.locator("[data-test=viewport] svg")
+    expect(marks).to_contain_text("mm", timeout=WAIT)
+    # Ellipse and rectangle ROIs give their statistics in Hounsfield units.
+    for tool, top in (("ellipse", y - 120), ("rectangle", y + 60)):
+        page.locator(f"[data-test=tool-{tool}]").click()
+        page.mouse.move(x - 40, top)
+        page.mouse.down()
+        page.mouse.move(x + 40, top + 50, steps=6)
+        page.mouse.up()
+    expect(marks).to_contain_text("HU", timeout=WAIT)
     screenshot(page, "viewer-ct-measured-en")
+    page.locator("[data-test=clear]").click()
+    expect(marks).not_to_contain_text("mm")
     assert errors == []
 
 
@@ -203,7 +216,42 @@ def test_a_multiframe_jpeg2000_object_is_decoded(stored: Stored, browser: object
     page.locator("[data-test=viewer]").press("ArrowDown")
     expect(image).to_contain_text("Frame 2 / 10", timeout=WAIT)
     _drawn(page, different_from=first["checksum"])
+
+    # Cine plays the frames through and stops.
+    cine = page.locator("[data-test=cine]")
+    cine.click()
+    expect(image).not_to_contain_text("Frame 2 / 10", timeout=WAIT)
+    cine.click()
+    expect(cine).to_have_text("Play")
     assert errors == []
+
+
+def test_without_webgl_the_cpu_draws(stored: Stored, browser: object) -> None:
+    from playwright.sync_api import Browser, Page, expect
+
+    assert isinstance(browser, Browser)
+    no_webgl = browser.browser_type.launch(
+        executable_path=shutil.which("chromium"), args=[*CHROMIUM_ARGS, "--disable-3d-apis"]
+    )
+    try:
+        page = signed_in_page(no_webgl, stored.server.base, USER, PASSWORD)
+        assert isinstance(page, Page)
+        errors = script_errors(page)
+        page.goto(f"{stored.server.base}/viewer/{stored.ct_study}", timeout=WAIT)
+        expect(page.locator("[data-test=overlay-voi]")).to_contain_text(
+            "Drawn without WebGL", timeout=WAIT
+        )
+        first = _drawn(page)
+        page.locator("[data-test=viewport]").hover()
+        page.mouse.wheel(0, 120)
+        expect(page.locator("[data-test=image-position]")).to_have_text(
+            f"Image 2 / {CT_SLICES}", timeout=WAIT
+        )
+        _drawn(page, different_from=first["checksum"])
+        screenshot(page, "viewer-ct-cpu-en")
+        assert errors == []
+    finally:
+        no_webgl.close()
 
 
 def test_the_viewer_in_chinese(stored: Stored, browser: object) -> None:
