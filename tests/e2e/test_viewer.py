@@ -188,6 +188,13 @@ def test_a_ct_is_drawn_scrolled_and_windowed(stored: Stored, browser: object) ->
     screenshot(page, "viewer-ct-measured-en")
     page.locator("[data-test=clear]").click()
     expect(marks).not_to_contain_text("mm")
+
+    # Away to the studies and back: the viewer starts again and draws.
+    page.get_by_role("link", name="← Studies").click()
+    expect(page.locator("[data-test=studies]")).to_be_visible(timeout=WAIT)
+    page.go_back()
+    expect(position).to_have_text(f"Image 1 / {CT_SLICES}", timeout=WAIT)
+    _drawn(page)
     assert errors == []
 
 
