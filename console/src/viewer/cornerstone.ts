@@ -86,6 +86,8 @@ export function cpuRendering(): boolean {
 
 /** The image loader's store of WADO-RS metadata, by image ID. */
 export const wadorsMetadata = wadors.metaDataManager
+/** An instance's DICOM JSON as the image loader types it. */
+export type WadorsMetadata = Parameters<typeof wadorsMetadata.add>[1]
 
 const { MouseBindings } = tools.Enums
 
