@@ -1,7 +1,8 @@
 """The console's built-in viewer (Cornerstone3D) in headless Chromium against a running `openpacs
-serve`: a CT series stored by dcmtk's storescu (a GB18030 Chinese name) and a multi-frame JPEG 2000
-object (pydicom-data) are drawn from our WADO-RS, the J2K frames decoded in the browser; scrolling
-changes the image, window/level and a CT preset change the pixels, the overlay names the patient
+serve`: a CT series stored by dcmtk's storescu (a GB18030 Chinese name), a multi-frame JPEG 2000
+MR and an RGB JPEG 2000 ultrasound (pydicom-data) are drawn from our WADO-RS, the J2K frames
+decoded in the browser; scrolling changes the image, window/level and a CT preset change the
+pixels, measurements show, cine plays, the CPU draws without WebGL, the overlay names the patient
 in Chinese characters. zh-CN and English screenshots go to test-artifacts/viewer-*.png.
 """
 
@@ -35,6 +36,7 @@ WAIT = 60_000  # ms
 USER, PASSWORD = "e2e-viewer", "e2e-viewer-password"
 CT_SLICES = 5
 J2K_MULTIFRAME = "emri_small_jpeg_2k_lossless.dcm"  # 10 frames of 64x64 MR, J2K lossless
+J2K_COLOUR = "US1_J2KR.dcm"  # 640x480 RGB ultrasound, J2K lossless
 J2K = "1.2.840.10008.1.2.4.90"
 
 # What the viewport's canvas shows: distinct grey levels and a checksum of its pixels.
@@ -63,6 +65,7 @@ class Stored:
     ct_study: str
     j2k_study: str
     j2k_series: str
+    colour_study: str
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +79,25 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
         ds.SpecificCharacterSet = "GB18030"
         ds.PatientName = "Wang^XiaoDong=王^小东"
         ds.save_as(path)
-    j2k = sample(J2K_MULTIFRAME)
+    j2k, colour = sample(J2K_MULTIFRAME), sample(J2K_COLOUR)
     j2k_header = dcmread(j2k, stop_before_pixels=True)
-    assert j2k_header.file_meta.TransferSyntaxUID == J2K
+    colour_header = dcmread(colour, stop_before_pixels=True)
+    assert (
+        j2k_header.file_meta.TransferSyntaxUID == colour_header.file_meta.TransferSyntaxUID == J2K
+    )
     with serve(work / "openpacs", users=[(USER, "viewer", PASSWORD)]) as up:
         store_files(storescu, up, ct)
         subprocess.run(  # J2K as it is: storescu proposes it only when asked (-xv)
-            [storescu, "-xv", "-aec", "STORESCP", "127.0.0.1", str(up.store_port), str(j2k)],
+            [
+                storescu,
+                "-xv",
+                "-aec",
+                "STORESCP",
+                "127.0.0.1",
+                str(up.store_port),
+                str(j2k),
+                str(colour),
+            ],
             check=True,
             capture_output=True,
         )
@@ -91,6 +106,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
             str(dcmread(ct[0], stop_before_pixels=True).StudyInstanceUID),
             str(j2k_header.StudyInstanceUID),
             str(j2k_header.SeriesInstanceUID),
+            str(colour_header.StudyInstanceUID),
         )
 
 
@@ -230,6 +246,37 @@ def test_a_multiframe_jpeg2000_object_is_decoded(stored: Stored, browser: object
     expect(image).not_to_contain_text("Frame 2 / 10", timeout=WAIT)
     cine.click()
     expect(cine).to_have_text("Play")
+    assert errors == []
+
+
+def test_a_colour_jpeg2000_image_is_drawn_in_colour(stored: Stored, browser: object) -> None:
+    from playwright.sync_api import Page, expect
+
+    page = signed_in_page(browser, stored.server.base, USER, PASSWORD)
+    assert isinstance(page, Page)
+    errors = script_errors(page)
+    page.goto(f"{stored.server.base}/viewer/{stored.colour_study}", timeout=WAIT)
+    expect(page.locator("[data-test=image-position]")).to_have_text("Image 1 / 1", timeout=WAIT)
+    _drawn(page)
+    coloured = page.locator("[data-test=viewport]").evaluate(
+        """element => {
+            const shown = element.querySelector('canvas')
+            const copy = document.createElement('canvas')
+            copy.width = shown.width
+            copy.height = shown.height
+            const context = copy.getContext('2d')
+            context.drawImage(shown, 0, 0)
+            const data = context.getImageData(0, 0, copy.width, copy.height).data
+            let count = 0
+            for (let i = 0; i < data.length; i += 4) {
+                const [r, g, b] = [data[i], data[i + 1], data[i + 2]]
+                if (Math.max(r, g, b) - Math.min(r, g, b) > 40) count++
+            }
+            return count
+        }"""
+    )
+    assert coloured > 100, coloured  # the ultrasound's coloured parts, not grey only
+    screenshot(page, "viewer-j2k-colour-en")
     assert errors == []
 
 
