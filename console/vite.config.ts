@@ -28,6 +28,14 @@ const serverPaths = ['/api', '/dicomweb', '/wado', '/ohif', '/docs', '/openapi.j
 
 export default defineConfig({
   plugins: [vue(), swaggerUi()],
+  // The viewer's image loader (Cornerstone3D) decodes frames in a module web worker with
+  // WebAssembly codecs; Vite finds the worker and the .wasm files through their
+  // `new URL(..., import.meta.url)` and emits them as hashed assets beside the chunks.
+  worker: { format: 'es' },
+  optimizeDeps: {
+    exclude: ['@cornerstonejs/dicom-image-loader'],
+    include: ['dicom-parser'],
+  },
   // vue-i18n's compile-time flags: Composition API only, no devtools hooks in the build.
   define: {
     __VUE_I18N_FULL_INSTALL__: true,
@@ -43,8 +51,9 @@ export default defineConfig({
     outDir: fileURLToPath(new URL('../src/openpacs/web/static/console', import.meta.url)),
     emptyOutDir: true,
     assetsDir: 'assets',
-    // Element Plus is one large chunk; it is cached for good (hashed name), so no warning.
-    chunkSizeWarningLimit: 1500,
+    // Element Plus is one large chunk, the viewer's (Cornerstone3D with vtk.js, loaded only on
+    // its route) another; both are cached for good (hashed names), so no warning.
+    chunkSizeWarningLimit: 4000,
   },
   server: {
     proxy: Object.fromEntries(serverPaths.map((path) => [path, server])),

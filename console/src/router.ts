@@ -68,7 +68,16 @@ const routes: RouteRecordRaw[] = [
   {
     path: '/',
     component: ConsoleLayout,
-    children: [{ path: '', redirect: { name: 'studies' } }, ...PAGES],
+    children: [
+      { path: '', redirect: { name: 'studies' } },
+      ...PAGES,
+      // The built-in viewer (Cornerstone3D, loaded only here), opened from a study or series.
+      {
+        path: 'viewer/:study/:series?',
+        name: 'viewer',
+        component: () => import('./views/ViewerPage.vue'),
+      },
+    ],
   },
   { path: '/:unknown(.*)*', redirect: { name: 'studies' } },
 ]
