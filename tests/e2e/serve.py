@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +54,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(work: Path, users: Sequence[tuple[str, str, str]] = ()) -> Iterator[Server]:
+def serve(
+    work: Path,
+    users: Sequence[tuple[str, str, str]] = (),
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
     """`openpacs serve` with its index, storage and logs in `work`, every listener on a free
     port of 127.0.0.1, healthy before this yields; stopped afterwards. `users` (name, role,
-    password) are added first with `openpacs user add`, their passwords final."""
+    password) are added first with `openpacs user add`, their passwords final; `settings` are
+    further OPENPACS_* environment variables."""
     http, dicom = free_port(), free_port()
     worklist, qr, printer = free_port(), free_port(), free_port()
     env = {
@@ -77,6 +82,7 @@ def serve(work: Path, users: Sequence[tuple[str, str, str]] = ()) -> Iterator[Se
         "OPENPACS_DATABASE__URL": f"sqlite:///{work / 'index.db'}",
         "OPENPACS_LOGGING__DIR": str(work / "logs"),
         "OPENPACS_LOGGING__CONSOLE": "false",
+        **(settings or {}),
     }
     for name, role, password in users:
         add = ["user", "add", name, "--role", role, "--password", password, "--no-must-change"]

@@ -23,6 +23,26 @@ export interface Job {
 
 export interface JobDetail extends Job {
   failures: { item: string; reason: string; at: string }[]
+  /** Store jobs: SOP Instance UIDs the node has stored (as of the job's last checkpoint). */
+  sent: string[]
+}
+
+/** What to send to a node: stored studies, series or instances. */
+export interface Send {
+  node: string
+  studies?: string[]
+  series?: string[]
+  instances?: string[]
+}
+
+/** Queue a C-STORE of stored studies, series, instances to a node. */
+export function sendToNode(what: Send): Promise<Job> {
+  return api.post<Job>('/api/jobs/store', what)
+}
+
+/** Newest first. */
+export function listJobs(query: { kind?: string; state?: JobState; limit?: number; offset?: number }): Promise<Job[]> {
+  return api.get<Job[]>('/api/jobs', { ...query })
 }
 
 /** What to retrieve from a node: studies, or series of one study. */
