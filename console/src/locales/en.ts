@@ -304,6 +304,7 @@ const en = {
       notStored: 'Not stored',
     },
     seeJobError: 'The job stopped before sending it: see its error above',
+    moreItems: 'and {count} more (only failures and the first items are listed; the counts above cover all)',
     noItems: 'No image reported yet',
     unreported: 'No image to go | {count} more image to go | {count} more images to go',
     notSentCount: 'No image left unsent | {count} image not sent | {count} images not sent',

@@ -305,6 +305,7 @@ const zhCN: Messages = {
       notStored: '未存储',
     },
     seeJobError: '任务在发送它之前已停止：见上方的错误',
+    moreItems: '另有 {count} 项未列出（只列出失败项和最前面的项；上方的计数包含全部）',
     noItems: '尚无图像结果',
     unreported: '没有待发送的图像 | 还有 {count} 幅图像待发送 | 还有 {count} 幅图像待发送',
     notSentCount: '没有未发送的图像 | {count} 幅图像未发送 | {count} 幅图像未发送',
