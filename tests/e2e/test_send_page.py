@@ -174,6 +174,50 @@ def test_uploaded_files_fail_on_a_node_that_is_down_then_retry_sends_them(
     assert errors == []
 
 
+def test_a_folder_and_a_dropped_file_are_uploaded_then_sent(peers: Peers, browser: object) -> None:
+    from playwright.sync_api import Page, expect
+
+    folder = peers.work / "folder"
+    files = [
+        *ct_series(folder, 2, rows=32, columns=32, patient_id="E2ESEND03", seed=11),
+        *ct_series(folder / "deeper", 1, rows=32, columns=32, patient_id="E2ESEND03", seed=12),
+    ]
+    dropped = ct_series(
+        peers.work / "drop", 1, rows=32, columns=32, patient_id="E2ESEND04", seed=13
+    )
+    page = signed_in_page(browser, peers.server.base, USER, PASSWORD)
+    assert isinstance(page, Page)
+    errors = script_errors(page)
+    page.goto(peers.server.base + "/send", timeout=60_000)
+    _choose_node(page, "archive")
+    page.get_by_role("tab", name="Files and folders").click()
+
+    # A chosen folder: every file in it, subfolders too.
+    page.set_input_files("[data-test=folder-input]", str(folder))
+    counts = page.locator("[data-test=upload-counts]")
+    expect(counts).to_have_text("3 stored, 0 already stored, 0 rejected", timeout=WAIT)
+    # A dropped file (the drop event a script makes carries files, not folder entries).
+    page.evaluate(
+        """([name, bytes]) => {
+            const transfer = new DataTransfer()
+            transfer.items.add(new File([new Uint8Array(bytes)], name))
+            const zone = document.querySelector('[data-test=drop]')
+            zone.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true }))
+        }""",
+        [dropped[0].name, list(dropped[0].read_bytes())],
+    )
+    expect(counts).to_have_text("1 stored, 0 already stored, 0 rejected", timeout=WAIT)
+    page.set_input_files("[data-test=folder-input]", str(folder))
+    expect(counts).to_have_text("0 stored, 3 already stored, 0 rejected", timeout=WAIT)
+    page.click("[data-test=send-files]")
+    job = page.locator("[data-test=job]")
+    expect(job).to_have_attribute("data-state", "succeeded", timeout=WAIT)
+    expect(page.locator("[data-test=send-items] [data-status=sent]")).to_have_count(3)
+    assert _uids(files) <= set(peers.up.received())
+    page.close()
+    assert errors == []
+
+
 def test_the_page_in_chinese(peers: Peers, browser: object) -> None:
     from playwright.sync_api import Page, expect
 
@@ -183,9 +227,9 @@ def test_the_page_in_chinese(peers: Peers, browser: object) -> None:
     page.goto(peers.server.base + "/send", timeout=60_000)
     expect(page.locator("[data-test=source]")).to_contain_text("归档中的检查", timeout=WAIT)
     recent = page.locator("[data-test=recent] .el-table__row")
-    # Newest first: the retried files' job, then the study's.
-    expect(recent).to_have_count(2, timeout=WAIT)
-    expect(recent.first).to_contain_text("3 幅图像 发送到 later")
+    # Newest first: the folder's job, the retried files' job, then the study's.
+    expect(recent).to_have_count(3, timeout=WAIT)
+    expect(recent.first).to_contain_text("3 幅图像 发送到 archive")
     expect(recent.first).to_contain_text("成功")
     recent.first.click()
     expect(page.locator("[data-test=send-items]")).to_contain_text("已发送", timeout=WAIT)
