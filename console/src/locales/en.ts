@@ -337,6 +337,7 @@ const en = {
     noMatch: 'No line contains the text; search earlier lines or another day\'s file.',
     empty: 'The file is empty.',
     earlier: 'Earlier lines',
+    trimmed: 'Only the last {count} lines are kept while following; Download has the whole file.',
     rotated: 'A new day began: follow {name} by opening it on the left.',
     reconnecting: 'The live stream was interrupted; reconnecting…',
     followFailed: 'Following stopped: the server closed the stream. Switch Follow on again.',

@@ -338,6 +338,7 @@ const zhCN: Messages = {
     noMatch: '没有包含该文字的行；请搜索更早的行或其他日期的文件。',
     empty: '文件为空。',
     earlier: '更早的行',
+    trimmed: '实时跟踪时只保留最后 {count} 行；完整文件请下载。',
     rotated: '新的一天已开始：请在左侧打开 {name} 继续跟踪。',
     reconnecting: '实时流中断，正在重新连接…',
     followFailed: '跟踪已停止：服务器关闭了连接。请重新打开“实时跟踪”。',
