@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.uid import UID, generate_uid
 
 from tests.conftest import need
 from tests.e2e.serve import (
@@ -218,6 +219,44 @@ def test_a_folder_and_a_dropped_file_are_uploaded_then_sent(peers: Peers, browse
     assert errors == []
 
 
+def test_a_file_the_node_refuses_is_shown_failed_with_its_reason(
+    peers: Peers, browser: object
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    good = ct_series(peers.work / "good", 1, rows=32, columns=32, patient_id="E2ESEND05", seed=21)
+    odd = peers.work / "odd.dcm"
+    ds = dcmread(good[0])
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UID("1.2.3.4.5.6.7")
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(odd, enforce_file_format=True)
+    page = signed_in_page(browser, peers.server.base, USER, PASSWORD)
+    assert isinstance(page, Page)
+    errors = script_errors(page)
+    page.goto(peers.server.base + "/send", timeout=60_000)
+    _choose_node(page, "archive")
+    page.get_by_role("tab", name="Files and folders").click()
+    page.set_input_files("[data-test=file-input]", [str(good[0]), str(odd)])
+    expect(page.locator("[data-test=upload-counts]")).to_have_text(
+        "2 stored, 0 already stored, 0 rejected", timeout=WAIT
+    )
+    page.click("[data-test=send-files]")
+    job = page.locator("[data-test=job]")
+    expect(job).to_have_attribute("data-state", "partly_failed", timeout=WAIT)
+    items = page.locator("[data-test=send-items] .el-table__row")
+    # storescp knows no SOP class 1.2.3.4.5.6.7: that file failed, saying so; the other went.
+    failed = items.filter(has_text="odd.dcm")
+    expect(failed.locator("[data-status]")).to_have_attribute("data-status", "failed")
+    expect(failed).to_contain_text("peer accepted no context for 1.2.3.4.5.6.7")
+    sent = items.filter(has_text=good[0].name)
+    expect(sent.locator("[data-status]")).to_have_attribute("data-status", "sent")
+    screenshot(page, "send-partly-failed-en")
+    assert str(ds.SOPInstanceUID) not in peers.up.received()
+    assert _uids(good) <= set(peers.up.received())
+    page.close()
+    assert errors == []
+
+
 def test_the_page_in_chinese(peers: Peers, browser: object) -> None:
     from playwright.sync_api import Page, expect
 
@@ -227,12 +266,14 @@ def test_the_page_in_chinese(peers: Peers, browser: object) -> None:
     page.goto(peers.server.base + "/send", timeout=60_000)
     expect(page.locator("[data-test=source]")).to_contain_text("归档中的检查", timeout=WAIT)
     recent = page.locator("[data-test=recent] .el-table__row")
-    # Newest first: the folder's job, the retried files' job, then the study's.
-    expect(recent).to_have_count(3, timeout=WAIT)
-    expect(recent.first).to_contain_text("3 幅图像 发送到 archive")
-    expect(recent.first).to_contain_text("成功")
+    # Newest first: the refused file's job, the folder's, the retried files', the study's.
+    expect(recent).to_have_count(4, timeout=WAIT)
+    expect(recent.first).to_contain_text("2 幅图像 发送到 archive")
+    expect(recent.first).to_contain_text("部分失败")
     recent.first.click()
-    expect(page.locator("[data-test=send-items]")).to_contain_text("已发送", timeout=WAIT)
+    items = page.locator("[data-test=send-items]")
+    expect(items).to_contain_text("已发送", timeout=WAIT)
+    expect(items).to_contain_text("失败")
     page.fill("input[name=patient_id]", PATIENT_ID)
     page.click("[data-test=search]")
     expect(page.locator("[data-test=studies] .el-table__row")).to_have_count(1, timeout=WAIT)
