@@ -36,14 +36,24 @@ export const PAGES: RouteRecordRaw[] = [
     component: () => import('./views/QueryRetrievePage.vue'),
     meta: { label: 'nav.queryRetrieve' },
   },
-  { path: 'send', name: 'send', component: NotAvailable, meta: { label: 'nav.send' } },
+  {
+    path: 'send',
+    name: 'send',
+    component: () => import('./views/SendPage.vue'),
+    meta: { label: 'nav.send' },
+  },
   {
     path: 'print',
     name: 'print',
     component: () => import('./views/PrintPage.vue'),
     meta: { label: 'nav.print' },
   },
-  { path: 'logs', name: 'logs', component: NotAvailable, meta: { label: 'nav.logs' } },
+  {
+    path: 'logs',
+    name: 'logs',
+    component: () => import('./views/LogsPage.vue'),
+    meta: { label: 'nav.logs' },
+  },
   {
     path: 'settings',
     name: 'settings',

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,13 +57,15 @@ class Server:
 def serve(
     work: Path,
     users: Sequence[tuple[str, str, str]] = (),
+    settings: Mapping[str, str] | None = None,
     openpacs: Path = OPENPACS,
     path: str | None = None,
 ) -> Iterator[Server]:
     """`openpacs serve` with its index, storage and logs in `work`, every listener on a free
     port of 127.0.0.1, healthy before this yields; stopped afterwards. `users` (name, role,
-    password) are added first with `openpacs user add`, their passwords final. `openpacs`: the
-    command (another install's); `path`: its PATH (default: this one's)."""
+    password) are added first with `openpacs user add`, their passwords final; `settings` are
+    further OPENPACS_* environment variables. `openpacs`: the command (another install's);
+    `path`: its PATH (default: this one's)."""
     http, dicom = free_port(), free_port()
     worklist, qr, printer = free_port(), free_port(), free_port()
     env = {
@@ -83,6 +85,7 @@ def serve(
         "OPENPACS_DATABASE__URL": f"sqlite:///{work / 'index.db'}",
         "OPENPACS_LOGGING__DIR": str(work / "logs"),
         "OPENPACS_LOGGING__CONSOLE": "false",
+        **(settings or {}),
     }
     if path is not None:
         env["PATH"] = path

@@ -201,13 +201,13 @@ def test_pages_not_built_say_so(server: tuple[Server, str], browser: object) -> 
     page, errors = _page(browser, "en-US", running.base)
     assert isinstance(page, Page)
     page.goto(running.base + "/studies", timeout=60_000)
-    page.click("[data-test=nav-send]")
-    page.wait_for_url("**/send", timeout=WAIT)
+    page.click("[data-test=nav-status]")
+    page.wait_for_url("**/status", timeout=WAIT)
     expect(page.locator("[data-test=nav-settings]")).to_have_count(0)  # not an operator's
     panel = page.locator("[data-test=not-available]")
-    expect(panel).to_contain_text("Send: not available yet", timeout=WAIT)
-    # A deep link into the app is the app too (history mode), not a server 404.
-    page.goto(running.base + "/status", timeout=60_000)
     expect(panel).to_contain_text("Status: not available yet", timeout=WAIT)
+    # A deep link into the app is the app too (history mode), not a server 404.
+    page.goto(running.base + "/logs", timeout=60_000)
+    expect(page.locator("[data-test=log-files]")).to_contain_text("Log files", timeout=WAIT)
     page.close()
     assert errors == []

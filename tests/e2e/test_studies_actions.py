@@ -310,9 +310,9 @@ def test_a_study_sent_to_orthanc_completes(peers: Peers, browser: object) -> Non
     row.locator(".el-checkbox").first.click()
     page.click("[data-test=send-selected]")
     dialog = page.locator("[data-test=send-dialog]")
-    expect(dialog.locator("[data-test=send-node]")).to_contain_text("orthanc", timeout=WAIT)
-    dialog.locator("[data-test=send-echo]").click()
-    expect(dialog.locator("[data-test=send-echo-result]")).to_contain_text(
+    expect(dialog.locator("[data-test=node]")).to_contain_text("orthanc", timeout=WAIT)
+    dialog.locator("[data-test=echo]").click()
+    expect(dialog.locator("[data-test=echo-result]")).to_contain_text(
         re.compile(r"C-ECHO answered in \d+\.\d ms"), timeout=WAIT
     )
     dialog.locator("[data-test=send-start]").click()

@@ -51,7 +51,8 @@ def test_the_wheel_serves_the_console_without_node(
     files = ct_series(tmp_path / "ct", 2, rows=32, columns=32, patient_id="WHEEL1", seed=3)
     only_the_venv = str(installed / "bin")  # no node, no npm
     openpacs = installed / "bin" / "openpacs"
-    with serve(tmp_path, [(USER, "operator", PASSWORD)], openpacs, only_the_venv) as server:
+    users = [(USER, "operator", PASSWORD)]
+    with serve(tmp_path, users, openpacs=openpacs, path=only_the_venv) as server:
         store_files(need("storescu"), server, files)
         page = signed_in_page(browser, server.base, USER, PASSWORD)
         assert isinstance(page, Page)

@@ -150,7 +150,8 @@ def test_the_console_works_under_the_proxys_path(
     proxied: tuple[Server, str], tmp_path: Path
 ) -> None:
     """Published under /pacs/, the console signs in, lists a study and shows its thumbnail,
-    and every request it makes stays under /pacs/ (a site that publishes only that path)."""
+    its Logs page follows a file live, and every request it makes stays under /pacs/ (a site
+    that publishes only that path)."""
     from playwright.sync_api import Page, expect
 
     server, public = proxied
@@ -190,6 +191,18 @@ def test_the_console_works_under_the_proxys_path(
         expect(page.locator("[data-test=image-position]")).to_contain_text("1 / 1")
         drawn = f"() => ({CANVAS_PIXELS})(document.querySelector('[data-test=viewport]'))"
         page.wait_for_function(f"() => ({drawn})().distinct > 16", timeout=30_000)
+        # The Logs page follows a file through the proxy (Server-Sent Events under /pacs/).
+        page.click("[data-test=nav-logs]")
+        page.locator("[data-service=storescp] [data-test=log-file]").first.click()
+        lines = page.locator("[data-test=log-lines]")
+        expect(lines).to_contain_text("association accepted", timeout=30_000)
+        with page.expect_response(lambda response: "/follow" in response.url, timeout=30_000):
+            page.click("[data-test=follow]")
+        echo = [need("echoscu"), "-aet", "PROXYFOLLOW", "-aec", "STORESCP", "127.0.0.1"]
+        subprocess.run([*echo, str(server.store_port)], check=True, capture_output=True)
+        expect(lines).to_contain_text("PROXYFOLLOW", timeout=30_000)
+        download = page.locator("[data-test=download]").get_attribute("href") or ""
+        assert download.startswith("/pacs/api/logs/storescp/"), download
     local = ("blob:", "data:")  # made in the page (the viewer's workers), not asked of a server
     outside = [url for url in asked if not url.startswith((f"{public}/pacs/", *local))]
     assert not outside, outside

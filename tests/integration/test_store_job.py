@@ -209,7 +209,10 @@ def test_posted_to_a_serving_runner_it_runs(core: Core, tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, job_of(core, job_id)
                 time.sleep(0.05)
             received = scp.received()
+            # Each instance's outcome as a client reads it: what the node stored.
+            detail = client.get(f"/api/jobs/{job_id}").json()
     finally:
         running.stop()
     assert job_of(core, job_id)["state"] == "succeeded"
     assert len(received) == 2
+    assert sorted(detail["sent"]) == sorted(received) and detail["failures"] == []

@@ -75,6 +75,52 @@ def test_a_job_with_its_progress_and_failures(client: Client, runner: JobRunner)
     assert job["created_at"] <= job["started_at"] <= job["finished_at"]
 
 
+REFUSED = set[str]()  # what store_like's node refuses now
+
+
+def store_like(parameters: dict[str, Any], context: JobContext) -> None:
+    """Like dimse/store_job.py: the checkpoint lists what the node stored, earlier attempts'
+    too; an instance the node refuses is a failure of this attempt."""
+    sent = list((context.checkpoint or {}).get("sent", []))
+    context.set_total(len(parameters["instances"]))
+    context.add_done(len(sent))
+    for uid in parameters["instances"]:
+        if uid in sent:
+            continue
+        if uid in REFUSED:
+            context.add_failure(uid, "the node answered status 0xA700")
+        else:
+            sent.append(uid)
+            context.add_done()
+    context.save_checkpoint({"sent": sent})
+
+
+def test_a_store_job_says_which_instances_the_node_stored(
+    client: Client, runner: JobRunner
+) -> None:
+    runner.register("store", store_like)
+    REFUSED.add("1.2.9")
+    job_id = runner.submit("store", {"node": "pacs", "instances": ["1.2.1", "1.2.9", "1.2.3"]})
+    runner.run_next()
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert (job["state"], job["done"], job["failed"]) == ("partly_failed", 2, 1)
+    assert job["sent"] == ["1.2.1", "1.2.3"]
+    assert [(f["item"], f["reason"]) for f in job["failures"]] == [
+        ("1.2.9", "the node answered status 0xA700")
+    ]
+
+    REFUSED.clear()  # the node takes it now
+    assert client.post(f"/api/jobs/{job_id}/retry").status_code == 200
+    runner.run_next()
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert (job["state"], job["done"], job["failed"]) == ("succeeded", 3, 0)
+    assert job["sent"] == ["1.2.1", "1.2.3", "1.2.9"] and job["failures"] == []
+    # Other kinds list nothing sent, whatever their checkpoint holds.
+    other = runner.submit("copy", {"items": ["a"]})
+    runner.run_next()
+    assert client.get(f"/api/jobs/{other}").json()["sent"] == []
+
+
 def test_unknown_jobs_are_404(client: Client) -> None:
     for method, path in [
         ("GET", "/api/jobs/42"),

@@ -23,6 +23,26 @@ export interface Job {
 
 export interface JobDetail extends Job {
   failures: { item: string; reason: string; at: string }[]
+  /** Store jobs: SOP Instance UIDs the node has stored (as of the job's last checkpoint). */
+  sent: string[]
+}
+
+/** What to send to a node: stored studies, series or instances. */
+export interface Send {
+  node: string
+  studies?: string[]
+  series?: string[]
+  instances?: string[]
+}
+
+/** Queue a C-STORE of stored studies, series, instances to a node. */
+export function sendToNode(what: Send): Promise<Job> {
+  return api.post<Job>('/api/jobs/store', what)
+}
+
+/** Newest first. */
+export function listJobs(query: { kind?: string; state?: JobState; limit?: number; offset?: number }): Promise<Job[]> {
+  return api.get<Job[]>('/api/jobs', { ...query })
 }
 
 /** What to retrieve from a node: studies, or series of one study. */
@@ -37,18 +57,6 @@ export type RetrieveMethod = 'move' | 'get'
 /** C-MOVE (the node sends to our Store SCP) or C-GET (we fetch on one association). */
 export function retrieve(method: RetrieveMethod, what: Retrieve): Promise<Job> {
   return api.post<Job>(`/api/jobs/${method}`, what)
-}
-
-/** What to send to a node: stored studies and series. */
-export interface Send {
-  node: string
-  studies?: string[]
-  series?: string[]
-}
-
-/** Queue a C-STORE job sending stored studies or series to a registered node. */
-export function sendToNode(what: Send): Promise<Job> {
-  return api.post<Job>('/api/jobs/store', what)
 }
 
 export function getJob(id: number): Promise<JobDetail> {

@@ -31,7 +31,7 @@ export interface Upload {
 
 /** Send the files in one multipart body; `progress` gets the fraction sent (0..1). A 413 or 400
  * that still lists files (some were stored before the body stopped) resolves with them. */
-export function uploadFiles(files: Upload[], progress: (sent: number) => void): Promise<UploadReport> {
+export function uploadFiles(files: Upload[], progress?: (sent: number) => void): Promise<UploadReport> {
   const form = new FormData()
   for (const one of files) form.append('file', one.file, one.name)
   return new Promise((resolve, reject) => {
@@ -42,7 +42,7 @@ export function uploadFiles(files: Upload[], progress: (sent: number) => void): 
     const token = readCookie(CSRF_COOKIE)
     if (token) xhr.setRequestHeader('X-CSRF-Token', token)
     xhr.upload.onprogress = (event) => {
-      if (event.lengthComputable && event.total) progress(event.loaded / event.total)
+      if (progress && event.lengthComputable && event.total) progress(event.loaded / event.total)
     }
     xhr.onload = () => {
       let body: unknown = null

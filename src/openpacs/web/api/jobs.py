@@ -21,6 +21,7 @@ from openpacs.web.api.deps import ReadSession, ServicesDep, WriteSession, core_o
 log = logs.get_logger("api")
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 FAILURES_SHOWN = 1000
+SENT_SHOWN = 10_000
 # The kinds openpacs.dimse registers (this side may not import openpacs.dimse).
 STORE_KIND, MOVE_KIND, GET_KIND = "store", "move", "get"
 MAX_UIDS = 10_000
@@ -59,6 +60,22 @@ class FailureOut(BaseModel):
 
 class JobDetail(JobOut):
     failures: list[FailureOut]  # the first FAILURES_SHOWN of the latest attempt
+    sent: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Store jobs: SOP Instance UIDs the node has stored, over all attempts (the first "
+            f"{SENT_SHOWN}), as of the job's last checkpoint: every 100 instances and at the "
+            "end of each attempt. Other kinds: empty"
+        ),
+    )
+
+
+def _sent(job: Job) -> list[str]:
+    """What a store job's checkpoint (dimse/store_job.py, key `sent`) says the node stored."""
+    if job.kind != STORE_KIND or not isinstance(job.checkpoint, dict):
+        return []
+    sent = job.checkpoint.get("sent")
+    return [str(uid) for uid in sent[:SENT_SHOWN]] if isinstance(sent, list) else []
 
 
 def _fields(job: Job) -> dict[str, Any]:
@@ -256,10 +273,11 @@ def get_instances_job(
 
 @router.get("/{job_id}", response_model=JobDetail)
 def get_job(job_id: int, session: ReadSession) -> JobDetail:
-    """The job, with the items its latest attempt could not handle and why."""
+    """The job, with the items its latest attempt could not handle and why, and for a store
+    job the instances the node has stored (so a client shows each item's outcome)."""
     job = jobs.get(session, job_id)
     failures = jobs.failures(session, job_id, limit=FAILURES_SHOWN)
-    return JobDetail(**_fields(job), failures=[FailureOut.of(f) for f in failures])
+    return JobDetail(**_fields(job), failures=[FailureOut.of(f) for f in failures], sent=_sent(job))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
