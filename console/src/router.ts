@@ -47,10 +47,15 @@ export const PAGES: RouteRecordRaw[] = [
   {
     path: 'settings',
     name: 'settings',
-    component: NotAvailable,
+    component: () => import('./views/SettingsPage.vue'),
     meta: { label: 'nav.settings', admin: true },
   },
-  { path: 'status', name: 'status', component: NotAvailable, meta: { label: 'nav.status' } },
+  {
+    path: 'status',
+    name: 'status',
+    component: () => import('./views/StatusPage.vue'),
+    meta: { label: 'nav.status' },
+  },
 ]
 
 const routes: RouteRecordRaw[] = [

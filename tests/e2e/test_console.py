@@ -208,6 +208,6 @@ def test_pages_not_built_say_so(server: tuple[Server, str], browser: object) -> 
     expect(panel).to_contain_text("Send: not available yet", timeout=WAIT)
     # A deep link into the app is the app too (history mode), not a server 404.
     page.goto(running.base + "/status", timeout=60_000)
-    expect(panel).to_contain_text("Status: not available yet", timeout=WAIT)
+    expect(page.locator("[data-test=status]")).to_be_visible(timeout=WAIT)
     page.close()
     assert errors == []
