@@ -233,6 +233,37 @@ def test_the_page_renders_in_chinese(server: Server, browser: object) -> None:
     screenshot(page, "settings-zh-CN")
     page.goto(server.base + "/settings?tab=users", timeout=60_000)
     expect(page.locator("[data-test=users]")).to_contain_text("管理员", timeout=WAIT)
+    expect(page.locator("[data-test=users] .el-loading-mask")).to_have_count(0, timeout=WAIT)
     screenshot(page, "settings-users-zh-CN")
+    page.close()
+    assert errors == []
+
+
+def test_worklist_stations_are_edited_as_a_table(
+    server: Server, work: Path, browser: object
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    page = signed_in_page(browser, server.base, ADMIN, ADMIN_PASSWORD)
+    assert isinstance(page, Page)
+    errors = script_errors(page)
+    page.goto(server.base + "/settings", timeout=60_000)
+    section = page.locator("[data-test=section-worklist_stations]")
+    expect(section).to_contain_text("None", timeout=WAIT)
+    section.locator("[data-test=add-row]").click()
+    section.locator("input[name=ae_title-0]").fill("A_TITLE_TOO_LONG_FOR_DICOM")
+    section.locator("[data-test=save]").click()
+    expect(section.locator(".error")).to_contain_text("1-16 ASCII characters", timeout=WAIT)
+    section.locator("input[name=ae_title-0]").fill("CT01")
+    section.locator(".el-select").first.click()  # the charset
+    page.locator(".el-select-dropdown__item:visible", has_text="GB18030").click()
+    section.locator("[data-test=save]").click()
+    expect(section.locator("[data-test=applied]")).to_contain_text(
+        "worklist_stations", timeout=WAIT
+    )
+    saved = tomllib.loads((work / "openpacs.toml").read_text(encoding="utf-8"))
+    assert saved["worklist_stations"] == [
+        {"ae_title": "CT01", "charset": "GB18030", "names": "auto"}
+    ]
     page.close()
     assert errors == []

@@ -68,10 +68,11 @@ def test_listeners_up_and_objects_received(server: Server, browser: object, tmp_
     screenshot(page, "status")
 
     # Once the page is left it stops asking: no status request while another page is shown.
-    asked: list[str] = []
-    page.on("request", lambda request: asked.append(request.url))
     page.click("[data-test=nav-studies]")
     page.wait_for_url("**/studies", timeout=WAIT)
+    expect(page.locator("[data-test=status]")).to_have_count(0, timeout=WAIT)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
     page.wait_for_timeout(7_000)  # over two polling periods
     assert not [url for url in asked if "/api/status" in url]
     page.close()
