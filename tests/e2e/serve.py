@@ -61,6 +61,7 @@ def serve(work: Path, users: Sequence[tuple[str, str, str]] = ()) -> Iterator[Se
     file is `work`/openpacs.toml (empty at first), where the Settings page saves."""
     http, dicom = free_port(), free_port()
     worklist, qr, printer = free_port(), free_port(), free_port()
+    work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "openpacs.toml"
     if not settings_file.exists():
         settings_file.write_text("", encoding="utf-8")
