@@ -370,6 +370,7 @@ const en = {
     failed: '{key} could not be applied: {reason}',
     overriddenNow: 'An OPENPACS_* environment variable sets these, so the saved value is not used: {keys}',
     nothingChanged: 'Nothing changed.',
+    retypePassword: 'The password is shown as ***: type the real one in the URL, or undo the change',
     addRow: 'Add',
     noRows: 'None',
     asAsked: '(as the query asks)',

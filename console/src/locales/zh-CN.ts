@@ -371,6 +371,7 @@ const zhCN: Messages = {
     failed: '{key} 未能生效：{reason}',
     overriddenNow: '这些项由 OPENPACS_* 环境变量设置，保存的值不会被使用：{keys}',
     nothingChanged: '没有更改。',
+    retypePassword: '密码显示为 ***：请在 URL 中输入真实密码，或撤销更改',
     addRow: '添加',
     noRows: '无',
     asAsked: '（按查询的字符集）',
