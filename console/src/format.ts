@@ -12,15 +12,20 @@ export function formatTime(value: string | null | undefined): string {
   return /^\d{4}/.test(value) ? `${value.slice(0, 2)}:${value.slice(2, 4)}` : value
 }
 
-/** A size in bytes as people read it: 512 B, 1.5 KiB, 3.2 MiB. */
-export function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes / 1024
+/** A byte count as people read it: 1.5 GB, 320 MB, 12 kB. */
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined) return ''
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB']
+  let value = bytes
   let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000
     unit += 1
   }
-  return `${value.toFixed(1)} ${units[unit]}`
+  return `${unit ? value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0) : value} ${units[unit]}`
+}
+
+/** An ISO 8601 instant in the browser's local time; nothing → ''. */
+export function formatInstant(value: string | null | undefined): string {
+  return value ? new Date(value).toLocaleString() : ''
 }

@@ -1,6 +1,5 @@
 import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
 import ConsoleLayout from './components/ConsoleLayout.vue'
-import NotAvailable from './views/NotAvailable.vue'
 import { whoAmI } from './session'
 import { basePath } from './base'
 
@@ -15,8 +14,7 @@ declare module 'vue-router' {
   }
 }
 
-// Pages of the console (issue 8) in the order the navigation bar shows them. Those not built
-// yet say so; they never show made-up data.
+// Pages of the console (issue 8) in the order the navigation bar shows them.
 export const PAGES: RouteRecordRaw[] = [
   {
     path: 'studies',
@@ -57,10 +55,15 @@ export const PAGES: RouteRecordRaw[] = [
   {
     path: 'settings',
     name: 'settings',
-    component: NotAvailable,
+    component: () => import('./views/SettingsPage.vue'),
     meta: { label: 'nav.settings', admin: true },
   },
-  { path: 'status', name: 'status', component: NotAvailable, meta: { label: 'nav.status' } },
+  {
+    path: 'status',
+    name: 'status',
+    component: () => import('./views/StatusPage.vue'),
+    meta: { label: 'nav.status' },
+  },
 ]
 
 const routes: RouteRecordRaw[] = [

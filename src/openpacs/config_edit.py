@@ -27,7 +27,7 @@ from openpacs.config import (
 
 SECRET = "********"
 # Keys whose values the API never shows; sending SECRET back for them keeps the old value.
-SECRET_KEYS = frozenset({"dicomweb.anonymize_key"})
+SECRET_KEYS = frozenset({"dicomweb.anonymize_key", "studies.deidentify_key"})
 
 
 @dataclass

@@ -64,12 +64,18 @@ def serve(
     """`openpacs serve` with its index, storage and logs in `work`, every listener on a free
     port of 127.0.0.1, healthy before this yields; stopped afterwards. `users` (name, role,
     password) are added first with `openpacs user add`, their passwords final; `settings` are
-    further OPENPACS_* environment variables. `openpacs`: the command (another install's);
+    further OPENPACS_* environment variables. Its settings file is `work`/openpacs.toml (empty
+    at first), where the Settings page saves. `openpacs`: the command (another install's);
     `path`: its PATH (default: this one's)."""
     http, dicom = free_port(), free_port()
     worklist, qr, printer = free_port(), free_port(), free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    settings_file = work / "openpacs.toml"
+    if not settings_file.exists():
+        settings_file.write_text("", encoding="utf-8")
     env = {
         **os.environ,
+        "OPENPACS_CONFIG": str(settings_file),
         "OPENPACS_HTTP__HOST": "127.0.0.1",
         "OPENPACS_HTTP__PORT": str(http),
         "OPENPACS_STORESCP__HOST": "127.0.0.1",

@@ -130,12 +130,15 @@ def test_invalid_values_are_named_and_nothing_is_saved(
 def test_only_admins_see_or_change_settings_and_secrets_stay_hidden(
     core: Core, tmp_path: Path
 ) -> None:
-    key = "k" * 20
+    key, other = "k" * 20, "d" * 24
     with_secret = dataclasses.replace(
         Services(), settings_file=tmp_path / "openpacs.toml", apply_settings=None
     )
     core.settings = core.settings.model_copy(
-        update={"dicomweb": core.settings.dicomweb.model_copy(update={"anonymize_key": key})}
+        update={
+            "dicomweb": core.settings.dicomweb.model_copy(update={"anonymize_key": key}),
+            "studies": core.settings.studies.model_copy(update={"deidentify_key": other}),
+        }
     )
     app = create_app(core, with_secret)
     for role in (Role.viewer, Role.operator):
@@ -143,13 +146,18 @@ def test_only_admins_see_or_change_settings_and_secrets_stay_hidden(
         assert Client(app, role=role).put("/api/settings", json={}).status_code == 403
     shown = Client(app).get("/api/settings").json()
     assert shown["settings"]["dicomweb"]["anonymize_key"] == config_edit.SECRET
-    assert key not in str(shown)
+    assert shown["settings"]["studies"]["deidentify_key"] == config_edit.SECRET
+    assert key not in str(shown) and other not in str(shown)
     # Sent back masked, the key keeps its value; without a server to apply to, all waits.
     config_edit.save(core.settings, tmp_path / "openpacs.toml")
     answer = Client(app).put(
         "/api/settings",
-        json={"dicomweb": {"anonymize_key": config_edit.SECRET, "stow_max_bytes": 1000}},
+        json={
+            "dicomweb": {"anonymize_key": config_edit.SECRET, "stow_max_bytes": 1000},
+            "studies": {"deidentify_key": config_edit.SECRET},
+        },
     )
     assert answer.json()["restart_required"] == ["dicomweb.stow_max_bytes"]
     saved = tomllib.loads((tmp_path / "openpacs.toml").read_text())
     assert saved["dicomweb"]["anonymize_key"] == key
+    assert saved["studies"]["deidentify_key"] == other
