@@ -95,3 +95,28 @@ def test_viewer_draws_the_ct(
     assert drawn >= minimum, (
         f"{drawn} of {minimum} viewports drawn; see test-artifacts/ohif-{name}.png"
     )
+
+
+def test_the_console_opens_ohifs_mpr_and_3d_layouts(
+    server: tuple[str, str], browser: object
+) -> None:
+    """From the Studies page's menu, OHIF opens in a new tab in the MPR layout and in MPR with
+    3D, and draws their viewports."""
+    from playwright.sync_api import Page, expect
+
+    base, study = server
+    page = _page(browser, base)
+    assert isinstance(page, Page)
+    page.goto(f"{base}/studies", timeout=60_000)
+    row = page.locator("[data-test=studies] .el-table__row").first
+    expect(row).to_be_visible(timeout=60_000)
+    for action, protocol, minimum in (("mpr", "mpr", 3), ("volume", "mprAnd3DVolumeViewport", 4)):
+        row.locator("[data-test=study-actions]").click()
+        with page.context.expect_page() as opened:
+            page.locator(f".el-dropdown-menu [data-test=action-ohif-{action}]:visible").click()
+        tab = opened.value
+        assert f"StudyInstanceUIDs={study}&hangingprotocolId={protocol}" in tab.url
+        drawn = viewports_drawn(tab, f"ohif-from-console-{action}", minimum)
+        assert drawn >= minimum, f"see test-artifacts/ohif-from-console-{action}.png"
+        tab.close()
+    page.close()

@@ -61,8 +61,13 @@ export function studySeries(studyUid: string): Promise<Series[]> {
   return api.get<Series[]>(`/api/studies/${encodeURIComponent(studyUid)}/series`)
 }
 
-export function ohifUrl(studyUid: string): string {
-  return serverUrl(`/ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUid)}`)
+/** OHIF's hanging protocols for the layouts the console offers besides the plain stack. */
+export const OHIF_LAYOUTS = { mpr: 'mpr', volume: 'mprAnd3DVolumeViewport' } as const
+export type OhifLayout = keyof typeof OHIF_LAYOUTS
+
+export function ohifUrl(studyUid: string, layout?: OhifLayout): string {
+  const protocol = layout ? `&hangingprotocolId=${OHIF_LAYOUTS[layout]}` : ''
+  return serverUrl(`/ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(studyUid)}${protocol}`)
 }
 
 const studyPath = (studyUid: string) => `/api/studies/${encodeURIComponent(studyUid)}`

@@ -265,6 +265,8 @@ const en = {
   },
   studyActions: {
     more: 'More',
+    ohifMpr: 'Open in OHIF: MPR',
+    ohifVolume: 'Open in OHIF: MPR and 3D',
     weasis: 'Open in Weasis',
     weasisFailed: 'Could not open Weasis: {detail}',
     zip: 'ZIP',

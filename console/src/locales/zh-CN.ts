@@ -266,6 +266,8 @@ const zhCN: Messages = {
   },
   studyActions: {
     more: '更多',
+    ohifMpr: '在 OHIF 中打开：MPR',
+    ohifVolume: '在 OHIF 中打开：MPR 和 3D',
     weasis: '在 Weasis 中打开',
     weasisFailed: '无法打开 Weasis：{detail}',
     zip: 'ZIP 下载',
