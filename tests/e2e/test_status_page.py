@@ -1,6 +1,6 @@
 """The console's Status page in headless Chromium against a running `openpacs serve`: every
 listener up (the server connects to each port), objects sent by dcmtk's `storescu` counted as
-received and the association listed, a listener switched off in Settings shown down, and the
+received and the association listed, a listener switched off in Settings shown off, and the
 page stops asking the server once it is left. Renders in zh-CN too. Screenshots go to
 test-artifacts/status-*.png.
 """
@@ -79,7 +79,7 @@ def test_listeners_up_and_objects_received(server: Server, browser: object, tmp_
     assert errors == []
 
 
-def test_a_listener_switched_off_in_settings_is_down(server: Server, browser: object) -> None:
+def test_a_listener_switched_off_in_settings_is_shown_off(server: Server, browser: object) -> None:
     from playwright.sync_api import Page, expect
 
     admin = signed_in_page(browser, server.base, ADMIN, ADMIN_PASSWORD)
@@ -96,7 +96,7 @@ def test_a_listener_switched_off_in_settings_is_down(server: Server, browser: ob
     assert isinstance(page, Page)
     errors = script_errors(page)
     page.goto(server.base + "/status", timeout=60_000)
-    expect(page.locator("[data-test=state-printscp]")).to_have_text("未运行", timeout=WAIT)
+    expect(page.locator("[data-test=state-printscp]")).to_have_text("已关闭", timeout=WAIT)
     expect(page.locator("[data-test=state-storescp]")).to_have_text("运行中")
     expect(page.locator("[data-test=nav-status]")).to_have_text("状态")
     screenshot(page, "status-zh-CN")

@@ -68,9 +68,18 @@ def test_a_listener_is_up_while_it_runs_and_down_once_stopped(
     assert "connection refused" in states["http"]["detail"]
     listeners["storescp"].stop(grace=1)
     states = _by_service(client.get("/api/status").json(), "listeners")
-    assert states["storescp"]["up"] is False
+    assert states["storescp"]["up"] is False and states["storescp"]["enabled"] is True
     assert str(core.settings.storescp.port) in states["storescp"]["detail"]
     assert states["qrscp"]["up"] is True
+
+
+def test_a_listener_switched_off_in_the_settings_says_so(core: Core, client: Client) -> None:
+    core.settings = core.settings.model_copy(
+        update={"worklist": core.settings.worklist.model_copy(update={"enabled": False})}
+    )
+    states = _by_service(client.get("/api/status").json(), "listeners")
+    assert states["worklist"]["enabled"] is False and states["worklist"]["up"] is False
+    assert all(states[name]["enabled"] for name in ("storescp", "qrscp", "printscp", "http"))
 
 
 @pytest.mark.peer

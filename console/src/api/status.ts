@@ -6,6 +6,8 @@ export interface ListenerState {
   ae_title: string | null
   host: string
   port: number
+  /** Switched on in the settings; one switched off is expected to be down. */
+  enabled: boolean
   up: boolean
   detail: string
 }

@@ -692,6 +692,7 @@ const en = {
     state: 'State',
     up: 'Up',
     down: 'Down',
+    off: 'Off',
     detail: 'Detail',
     received: 'Objects received',
     lastMinute: 'last minute',

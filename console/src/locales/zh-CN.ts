@@ -693,6 +693,7 @@ const zhCN: Messages = {
     state: '状态',
     up: '运行中',
     down: '未运行',
+    off: '已关闭',
     detail: '详情',
     received: '接收的对象',
     lastMinute: '最近 1 分钟',

@@ -37,6 +37,7 @@ class ListenerState(BaseModel):
     ae_title: str | None
     host: str
     port: int
+    enabled: bool = Field(description="Switched on in the settings (`<listener>.enabled`)")
     up: bool = Field(description="A TCP connection to the port was accepted just now")
     detail: str
 
@@ -144,6 +145,7 @@ def _listeners(request: Request) -> list[ListenerState]:
                 ae_title=listener.ae_title,
                 host=listener.host,
                 port=listener.port,
+                enabled=listener.enabled,
                 up=reach.up,
                 detail=reach.detail,
             )
@@ -156,6 +158,7 @@ def _listeners(request: Request) -> list[ListenerState]:
             ae_title=None,
             host=http.host,
             port=http.port,
+            enabled=True,
             up=reach.up,
             detail=reach.detail,
         )
