@@ -300,6 +300,22 @@ def test_a_folder_upload_lists_each_file(peers: Peers, browser: object, tmp_path
     assert errors == []
 
 
+def test_an_upload_after_the_session_ended_leads_to_sign_in(
+    peers: Peers, browser: object, tmp_path: Path
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    (one,) = ct_series(tmp_path / "late", 1, rows=32, columns=32, patient_id="E2ELATE", seed=41)
+    page = _open(browser, peers.server, "")
+    assert isinstance(page, Page)
+    page.click("[data-test=upload-toggle]")
+    page.context.clear_cookies()  # the session is over (signed out elsewhere, expired)
+    page.locator("[data-test=upload-folder]").set_input_files(one.parent)
+    page.wait_for_url(re.compile(r"/sign-in\?next="), timeout=WAIT)
+    expect(page.locator("input[name=username]")).to_be_visible()
+    page.close()
+
+
 def test_a_study_sent_to_orthanc_completes(peers: Peers, browser: object) -> None:
     from playwright.sync_api import Page, expect
 

@@ -32,6 +32,13 @@ export function onAuthRedirect(handler: Redirect): void {
   redirect = handler
 }
 
+/** Send the user where a refused request says (sign-in, password change); also for requests
+ * made without `request` (uploads, which need XMLHttpRequest for their progress). */
+export function followAuth(status: number, detail: string): void {
+  if (status === 401) redirect('sign-in')
+  if (status === 403 && detail === PASSWORD_CHANGE_REQUIRED) redirect('change-password')
+}
+
 export function readCookie(name: string): string | undefined {
   for (const part of document.cookie.split(';')) {
     const [key, ...value] = part.trim().split('=')
@@ -113,8 +120,7 @@ export async function request<T>(method: string, path: string, options: RequestO
   })
   if (!response.ok) {
     const { detail, fields } = await problemOf(response)
-    if (response.status === 401 && !options.quiet401) redirect('sign-in')
-    if (response.status === 403 && detail === PASSWORD_CHANGE_REQUIRED) redirect('change-password')
+    if (!(response.status === 401 && options.quiet401)) followAuth(response.status, detail)
     const wait = Number(response.headers.get('Retry-After'))
     throw new ApiError(response.status, detail, Number.isFinite(wait) && wait > 0 ? wait : undefined, fields)
   }

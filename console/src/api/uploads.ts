@@ -1,7 +1,7 @@
 // POST /api/uploads: DICOM files and ZIPs into the archive, one result per file
 // (web/api/uploads.py). Sent with XMLHttpRequest, the one browser API that reports upload
 // progress; headers as api/client.ts sends them.
-import { CSRF_COOKIE, ApiError, readCookie } from './client'
+import { CSRF_COOKIE, ApiError, followAuth, readCookie } from './client'
 import { serverUrl } from '../base'
 
 export type Outcome = 'stored' | 'duplicate' | 'overwritten' | 'rejected'
@@ -56,6 +56,7 @@ export function uploadFiles(files: Upload[], progress?: (sent: number) => void):
         return
       }
       const detail = body && typeof body === 'object' && 'detail' in body ? String((body as { detail: unknown }).detail) : ''
+      followAuth(xhr.status, detail)
       reject(new ApiError(xhr.status, detail || xhr.statusText))
     }
     xhr.onerror = () => reject(new TypeError('network'))
