@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import dataclasses
 import faulthandler
 import functools
@@ -306,6 +305,7 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
     """Run until SIGINT/SIGTERM; associations in flight get `shutdown_grace` seconds.
     `config_file`: where the Settings page saves changes (None: ./openpacs.toml)."""
     logs.setup(settings.logging)
+    _dump_stacks_on_sigusr1()
     core = open_core(settings)
     seed_nodes(core)
     removed = core.storage.clean_temp(older_than=0)
@@ -361,6 +361,13 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
         logs.get_logger("api").info("openpacs stopped")
 
 
+def _dump_stacks_on_sigusr1() -> None:
+    """`kill -USR1 PID` prints every thread's stack on stderr: where a hung server or receiver
+    is stuck, without stopping it."""
+    if hasattr(faulthandler, "register"):  # not on Windows
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -374,8 +381,9 @@ def _stop_with_parent() -> None:
     """Ask Linux to send us SIGTERM if the main process dies (even by SIGKILL), so a receiver
     never outlives its server holding the port."""
     if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        # The process's own symbols hold libc's: find_library("c") would run ldconfig or a
+        # compiler on every receiver start.
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     # The request covers a parent dying from now on; one that died while this process was
     # still starting (spawn imports for a while on a loaded machine) sends nothing, and we
     # would serve on without a server. We were re-parented then: stop now.
@@ -443,8 +451,7 @@ def run_store_worker(
     """A receiver process: a Store SCP accepting on the shared socket, until SIGTERM/SIGINT or
     until the main process is gone."""
     _stop_with_parent()
-    if hasattr(faulthandler, "register"):  # not on Windows
-        faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID`: every thread's stack on stderr
+    _dump_stacks_on_sigusr1()
     settings = Settings.model_validate(settings_data)
     logs.setup(settings.logging)
     core = open_core(settings, migrate=False)

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from openpacs.archive.core import open_core
 from openpacs.archive.models import Instance
 from openpacs.config import Settings
+from openpacs.server import WORKER_START_TIMEOUT
 from tests.conftest import make_settings, need
 from tests.generators import ct_series
 from tests.integration.conftest import PEER_ENV
@@ -74,14 +75,21 @@ class Server:
                 stderr=output,
                 start_new_session=True,
             )
-        self._wait_healthy()
+        try:
+            self._wait_healthy()
+        except AssertionError:
+            self._kill_group_showing_stacks()
+            raise
 
     def log(self) -> str:
-        return self.output.read_text(errors="replace")
+        receivers = sorted((self.settings.logging.dir / "storescp").glob("*.log"))
+        return "\n".join(p.read_text(errors="replace") for p in [self.output, *receivers])
 
     def _wait_healthy(self) -> None:
         url = f"http://127.0.0.1:{self.settings.http.port}/health"
-        deadline = time.monotonic() + 30
+        # Past the server's own wait for its receivers, so a slow start fails there, saying so.
+        wait = WORKER_START_TIMEOUT + 30
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"openpacs exited:\n{self.log()}")
@@ -91,7 +99,17 @@ class Server:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise AssertionError("openpacs did not become healthy in 30 s")
+        raise AssertionError(f"openpacs did not become healthy in {wait} s")
+
+    def _kill_group_showing_stacks(self) -> None:
+        """Every process of the server prints its threads' stacks (SIGUSR1) into the output,
+        then all are killed, so none outlives the test."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGUSR1)
+            time.sleep(2)
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        print(self.log())  # pytest shows it with the failure
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
         self.process.send_signal(sig)
@@ -220,5 +238,4 @@ def test_receivers_do_not_outlive_a_killed_server(settings: Settings, tmp_path: 
                 os.kill(pid, signal.SIGUSR1)
         time.sleep(2)
         os.killpg(server.process.pid, signal.SIGKILL)
-    receiver_logs = sorted((settings.logging.dir / "storescp").glob("*.log"))
-    assert survivors == {}, "\n".join([server.log(), *(p.read_text() for p in receiver_logs)])
+    assert survivors == {}, server.log()
