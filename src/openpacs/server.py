@@ -42,6 +42,7 @@ from openpacs.dimse.print_job import make_print_handler
 from openpacs.dimse.print_scp import make_print_listener
 from openpacs.dimse.qr_scp import make_qr_listener
 from openpacs.dimse.retrieve_job import GET, MOVE, make_get_handler, make_move_handler
+from openpacs.dimse.shared_socket import SharedSocket
 from openpacs.dimse.store_job import KIND as STORE_JOB
 from openpacs.dimse.store_job import make_store_handler
 from openpacs.dimse.store_scp import make_store_listener
@@ -98,7 +99,7 @@ def start_print(core: Core, monitor: Associations | None = None) -> Listener:
 def start_store(
     core: Core,
     *,
-    shared_socket: socket.socket | None = None,
+    shared_socket: SharedSocket | None = None,
     monitor: Associations | None = None,
 ) -> Listener:
     if core.settings.worklist.complete_on_arrival:
@@ -107,7 +108,7 @@ def start_store(
 
 
 def _store_listener(
-    core: Core, shared_socket: socket.socket | None = None, monitor: Associations | None = None
+    core: Core, shared_socket: SharedSocket | None = None, monitor: Associations | None = None
 ) -> Listener:
     listener = make_store_listener(
         core.settings.storescp, core.archive, shared_socket=shared_socket
@@ -128,7 +129,7 @@ class Listeners:
     def __init__(
         self,
         core: Core,
-        shared: socket.socket | None,
+        shared: SharedSocket | None,
         receivers: int,
         monitor: Associations | None = None,
     ) -> None:
@@ -313,12 +314,14 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
         log.info("removed %d temporary files left by an earlier run", removed)
     workers = settings.storescp.receiver_processes()
     shared = None
-    counts = SharedCounts(multiprocessing.get_context("spawn"))
+    context = multiprocessing.get_context("spawn")
+    counts = SharedCounts(context)
     receiver_metrics: Path | None = None
     if workers > 1:
-        shared = socket.create_server(
+        listening = socket.create_server(
             (settings.storescp.host, settings.storescp.port), backlog=LISTEN_BACKLOG
         )
+        shared = SharedSocket(listening, context, workers)
         receiver_metrics = Path(tempfile.mkdtemp(prefix="openpacs-metrics-"))
     children = _start_workers(settings, workers - 1, shared, counts, receiver_metrics)
     monitor = Associations(shared=counts)
@@ -410,7 +413,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 def _start_workers(
     settings: Settings,
     count: int,
-    shared: socket.socket | None,
+    shared: SharedSocket | None,
     counts: SharedCounts | None = None,
     metrics_folder: Path | None = None,
 ) -> list[multiprocessing.process.BaseProcess]:
@@ -427,7 +430,7 @@ def _start_workers(
         ready = context.Event()
         process = context.Process(
             target=run_store_worker,
-            args=(data, ready, shared, counts),
+            args=(data, ready, shared.for_slot(number) if shared else None, counts),
             name=f"storescp-{number}",
             daemon=False,
         )
@@ -445,7 +448,7 @@ def _start_workers(
 def run_store_worker(
     settings_data: dict[str, Any],
     ready: Any,
-    shared: socket.socket | None,
+    shared: SharedSocket | None,
     counts: SharedCounts | None = None,
 ) -> None:
     """A receiver process: a Store SCP accepting on the shared socket, until SIGTERM/SIGINT or

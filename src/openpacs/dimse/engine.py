@@ -38,6 +38,7 @@ from pynetdicom import pdu_primitives as prim
 from pynetdicom.presentation import PresentationContext
 
 from openpacs.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
+from openpacs.dimse.shared_socket import SharedSocket
 from openpacs.logs import get_logger
 from openpacs.monitoring.associations import Associations
 
@@ -1034,7 +1035,7 @@ class Listener:
         temp_dir: Path | None,
         service: str,
         *,
-        shared_socket: socket.socket | None = None,
+        shared_socket: SharedSocket | None = None,
         max_dataset: int = MAX_IDENTIFIER,
         answer_oversized: bool = False,
         closed: Callable[[Association], None] | None = None,
@@ -1050,10 +1051,9 @@ class Listener:
         self.closed = closed
         self.address = (host, port)
         self.temp_dir = temp_dir
-        # A listening socket made by the main process and shared with receiver processes: each
-        # process blocks in accept() on it and the kernel hands every new connection to one
-        # waiting acceptor in turn, which spreads associations evenly (SO_REUSEPORT's hash of
-        # the peer address does not: four associations could all land on one process).
+        # A listening socket made by the main process and shared with receiver processes, which
+        # hands each new connection to the process serving the fewest (SO_REUSEPORT's hash of
+        # the peer address would not: four associations could all land on one process).
         self.shared_socket = shared_socket
         self.service = service
         self.log = get_logger(service)
@@ -1071,14 +1071,19 @@ class Listener:
         return int(self._socket.getsockname()[1])
 
     def start(self) -> None:
-        self._socket = self.shared_socket or socket.create_server(self.address, backlog=64)
-        threading.Thread(target=self._accept, args=(self._socket,), daemon=True).start()
+        if self.shared_socket is not None:
+            self._socket = self.shared_socket.sock
+            take = self.shared_socket.accept
+        else:
+            self._socket = socket.create_server(self.address, backlog=64)
+            take = self._socket.accept
+        threading.Thread(target=self._accept, args=(take,), daemon=True).start()
         self.log.info("listening as %s on %s:%d", self.policy.ae_title, self.address[0], self.port)
 
-    def _accept(self, server: socket.socket) -> None:
+    def _accept(self, take: Callable[[], tuple[socket.socket, Any]]) -> None:
         while True:
             try:
-                sock, address = server.accept()
+                sock, address = take()
             except OSError:
                 return  # the listening socket was closed: stop()
             with self._lock:
@@ -1090,6 +1095,7 @@ class Listener:
                 # them must not exhaust the process.
                 self.log.warning("refusing a connection from %s: too many open", address[0])
                 sock.close()
+                self._ended()
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             association = Association(sock, address[:2], self)
@@ -1102,6 +1108,11 @@ class Listener:
     def forget(self, association: Association) -> None:
         with self._lock:
             self._associations.discard(association)
+        self._ended()
+
+    def _ended(self) -> None:
+        if self.shared_socket is not None:
+            self.shared_socket.closed()
 
     def established(self) -> int:
         with self._lock:
@@ -1115,8 +1126,13 @@ class Listener:
         server, self._socket = self._socket, None
         if server is None:
             return
-        with contextlib.suppress(OSError):
-            server.shutdown(socket.SHUT_RDWR)
+        if self.shared_socket is not None:
+            # Only this process's descriptor: shutdown() would stop the others' accepting too.
+            # The acceptor notices within a second (SharedSocket.accept).
+            self.shared_socket.retire()
+        else:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
         server.close()
         deadline = time.monotonic() + grace
         while self.established() and time.monotonic() < deadline:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 from openpacs.archive.errors import ArchiveError
@@ -18,6 +17,7 @@ from openpacs.dimse.engine import (
     Message,
     Policy,
 )
+from openpacs.dimse.shared_socket import SharedSocket
 from openpacs.dimse.sop import STORE_TRANSFER_SYNTAXES, VERIFICATION, storage_sop_classes
 from openpacs.dimse.status import CANNOT_UNDERSTAND, SUCCESS, status_for
 from openpacs.logs import get_logger
@@ -87,7 +87,7 @@ def make_store_handler(archive: Archive) -> Handler:
 
 
 def make_store_listener(
-    settings: StoreScpSettings, archive: Archive, *, shared_socket: socket.socket | None = None
+    settings: StoreScpSettings, archive: Archive, *, shared_socket: SharedSocket | None = None
 ) -> Listener:
     policy = Policy(
         ae_title=settings.ae_title,
