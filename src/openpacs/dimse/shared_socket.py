@@ -27,6 +27,18 @@ _IDLE_WAKE = 1.0
 RETIRED = 1 << 30  # the count of a process that stopped accepting
 
 
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether a connection waits, within `timeout` seconds. OSError once `sock` is closed."""
+    fd = sock.fileno()  # looked up each time: a closed socket's number may be reused
+    if fd < 0:
+        raise OSError("listening socket closed")
+    if hasattr(select, "poll"):  # select() cannot watch descriptors numbered 1024 and up
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    return bool(select.select([fd], [], [], timeout)[0])  # Windows
+
+
 class SharedSocket:
     """The listening socket and the number of connections each process has open on it, in
     shared memory. Made in the main process (slot 0) with the multiprocessing context that
@@ -73,11 +85,7 @@ class SharedSocket:
         closed."""
         deferred_since: float | None = None
         while True:
-            try:
-                readable, _, _ = select.select([self.sock], [], [], _IDLE_WAKE)
-            except ValueError as exc:  # closed: fileno() is -1
-                raise OSError("listening socket closed") from exc
-            if not readable:
+            if not _readable(self.sock, _IDLE_WAKE):
                 deferred_since = None
                 continue
             if not self._least_busy():
