@@ -4,7 +4,7 @@ runner, as POST /api/print/jobs/{id}/print queues it; what dcmprscp stored is th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -16,10 +16,34 @@ from pydicom.uid import generate_uid
 from openpacs import nodes
 from openpacs.archive.core import Core
 from openpacs.config import JobsSettings, NodeSettings, NodeUse
+from openpacs.dimse.engine import (
+    AFFECTED_SOP_CLASS,
+    AFFECTED_SOP_INSTANCE,
+    COMMAND_FIELD,
+    DATASET_PRESENT,
+    DATASET_TYPE,
+    MESSAGE_ID,
+    Association,
+    Handler,
+    Message,
+    encode_command,
+    ui,
+    us,
+)
+from openpacs.dimse.identifier import encode_identifier
 from openpacs.dimse.print_job import KIND, make_print_handler
+from openpacs.dimse.print_scp import N_ACTION_RQ, N_CREATE_RQ
+from openpacs.dimse.print_scu import EVENT_TYPE_ID, N_EVENT_REPORT_RQ, N_EVENT_REPORT_RSP, PRINT_JOB
 from openpacs.jobs import JobRunner
 from openpacs.printing import jobs as print_jobs
-from openpacs.printing.session import COLOUR_IMAGE_BOX, COLOUR_META, FILM_BOX, FILM_SESSION
+from openpacs.printing.session import (
+    COLOUR_IMAGE_BOX,
+    COLOUR_META,
+    FILM_BOX,
+    FILM_SESSION,
+    PRINTER,
+    PRINTER_INSTANCE,
+)
 from openpacs.web.api.deps import Services
 from openpacs.web.app import create_app
 from tests.conftest import free_port
@@ -95,6 +119,66 @@ def test_a_job_forwarded_to_dcmprscp_arrives_as_the_film(
     assert film["attributes"]["20100050"]["Value"] == ["14INX17IN"]
     queued_job = client.get(f"/api/jobs/{queued}").json()
     assert (queued_job["state"], queued_job["done"]) == ("succeeded", 1)
+
+
+def _event_request(message_id: int, sop_class: str, uid: str, event: int) -> bytes:
+    return encode_command(
+        {
+            COMMAND_FIELD: us(N_EVENT_REPORT_RQ),
+            MESSAGE_ID: us(message_id),
+            AFFECTED_SOP_CLASS: ui(sop_class),
+            AFFECTED_SOP_INSTANCE: ui(uid),
+            DATASET_TYPE: us(DATASET_PRESENT),
+            EVENT_TYPE_ID: us(event),
+        }
+    )
+
+
+def test_event_reports_from_the_printer_are_answered_and_told(
+    core: Core, runner: JobRunner, tmp_path: Path
+) -> None:
+    """A printer tells its status and the job's progress mid-session (N-EVENT-REPORT, as film
+    printers do): each gets its response, the print goes on, a warning reaches the job."""
+    job_id = _printed_job(core, tmp_path)
+    answers: list[Message] = []
+
+    def reporting(handler: Handler, events: list[tuple[str, int, str, str]]) -> Handler:
+        def handle(association: Association, message: Message) -> None:
+            if association.calling_ae == core.settings.printscp.ae_title:  # our SCU, not dcmtk
+                syntax = association.contexts[message.context_id].transfer_syntax
+                for sop_class, event, keyword, value in events:
+                    info = Dataset()
+                    setattr(info, keyword, value)
+                    command = _event_request(
+                        association.next_message_id(), sop_class, PRINTER_INSTANCE, event
+                    )
+                    association.send(message.context_id, command, encode_identifier(info, syntax))
+                    answers.append(association.next_response())
+            handler(association, message)
+
+        return handle
+
+    with print_scp(core) as listener:
+        handlers = cast(dict[int, Handler], listener.handlers)
+        handlers[N_CREATE_RQ] = reporting(
+            handlers[N_CREATE_RQ], [(PRINTER, 2, "PrinterStatusInfo", "SUPPLY LOW")]
+        )
+        handlers[N_ACTION_RQ] = reporting(
+            handlers[N_ACTION_RQ],
+            [(PRINT_JOB, 2, "ExecutionStatusInfo", "NORMAL"), (PRINTER, 1, "PrinterName", "X")],
+        )
+        _add_printer(core, "self", core.settings.printscp.ae_title, listener.port)
+        client = Client(create_app(core, Services()))
+        queued = client.post(f"/api/print/jobs/{job_id}/print", json={"node": "self"})
+        assert queued.status_code == 202, queued.text
+        runner.run_next()
+    detail = client.get(f"/api/print/jobs/{job_id}").json()
+    assert detail["state"] == "forwarded", detail["reason"]
+    # Film session and film box N-CREATE: one warning each; N-ACTION: two events.
+    assert len(answers) == 4
+    assert all(a.command_field == N_EVENT_REPORT_RSP and a.status == 0 for a in answers)
+    assert [a.ushort(EVENT_TYPE_ID) for a in answers] == [2, 2, 2, 1]
+    assert detail["reason"] == "; ".join(["the printer reported Printer WARNING (SUPPLY LOW)"] * 2)
 
 
 def test_a_printer_that_is_not_there_is_retried_then_fails(

@@ -2,7 +2,9 @@
 
 The sequence dcmtk's own print spooler uses (PS3.4 H.4): N-GET Printer, N-CREATE Film Session,
 then per film N-CREATE Film Box, N-SET of each Image Box (and Annotation Box), N-ACTION Film
-Box (print), N-DELETE Film Box; N-DELETE Film Session; release. What a film box holds is
+Box (print), N-DELETE Film Box; N-DELETE Film Session; release. Event reports the printer sends
+meanwhile (N-EVENT-REPORT: its status changing, a print job's progress) are acknowledged and
+logged, a warning or failure also noted in the job's outcome. What a film box holds is
 `printing.outgoing.FilmToPrint`: a composed film as one image, or the modality's own layout.
 Colour films go as colour when the printer takes the Basic Color Print Management Meta class,
 else as their luminance on the grayscale class (a grayscale printer still prints them); on the
@@ -29,6 +31,7 @@ from openpacs.dimse.engine import (
     REQUESTED_SOP_CLASS,
     Abort,
     Link,
+    Message,
     PeerGone,
     Proposal,
     encode_command,
@@ -63,6 +66,22 @@ from openpacs.printing.session import (
 )
 
 log = get_logger("printscu")
+
+N_EVENT_REPORT_RQ, N_EVENT_REPORT_RSP = 0x0100, 0x8100
+EVENT_TYPE_ID = 0x00001002
+PRINT_JOB = "1.2.840.10008.5.1.1.14"
+# PS3.4 H.4.4.1.2 (Printer) and H.4.6.1.2 (Print Job): event type → the state it reports, and
+# whether a user should hear of it.
+_EVENTS: Mapping[str, Mapping[int, tuple[str, bool]]] = {
+    PRINTER: {1: ("NORMAL", False), 2: ("WARNING", True), 3: ("FAILURE", True)},
+    PRINT_JOB: {
+        1: ("PENDING", False),
+        2: ("PRINTING", False),
+        3: ("DONE", False),
+        4: ("FAILURE", True),
+    },
+}
+_EVENT_DETAIL = ("PrinterStatusInfo", "ExecutionStatusInfo")
 
 
 class PrintRefused(Exception):
@@ -114,6 +133,7 @@ class _Session:
         self.link = link
         self.timeout = timeout
         self.contexts = {c.abstract_syntax: c for c in link.contexts.values()}
+        self.events: list[str] = []  # what the printer reported that the user should hear
 
     def run(self, films: Sequence[FilmToPrint], *, copies: int, label: str) -> PrintReport:
         report = PrintReport()
@@ -136,6 +156,7 @@ class _Session:
             self.film(meta, session_uid, film, colour, report, number)
             report.films += 1
         self.request(meta, N_DELETE_RQ, FILM_SESSION, session_uid)
+        report.warnings += self.events
         return report
 
     def film(
@@ -229,7 +250,7 @@ class _Session:
         data = encode_identifier(dataset, context.transfer_syntax) if dataset is not None else None
         self.link.sock.settimeout(self.timeout)
         self.link.send(context.id, encode_command(elements), data)
-        answer = self.link.next_response()
+        answer = self._response()
         if answer.responded_to != message_id or answer.command_field != field_ | 0x8000:
             raise Abort(0, f"answer to message {answer.responded_to}, not {message_id}")
         status = answer.status or 0
@@ -249,6 +270,40 @@ class _Session:
         )
         return affected, body
 
+    def _response(self) -> Message:
+        """The printer's next response, acknowledging the event reports it sends first."""
+        while True:
+            message = self.link.next_response()
+            if message.command_field != N_EVENT_REPORT_RQ:
+                return message
+            self._event(message)
+
+    def _event(self, message: Message) -> None:
+        sop_class, event = message.sop_class_uid, message.ushort(EVENT_TYPE_ID) or 0
+        self.link.respond(
+            message,
+            N_EVENT_REPORT_RSP,
+            0x0000,
+            sop_instance_uid=message.sop_instance_uid or None,
+            extra={EVENT_TYPE_ID: us(event)},
+        )
+        state, notable = _EVENTS.get(sop_class, {}).get(event, (f"event {event}", False))
+        what = _CLASS_NAMES.get(sop_class, sop_class)
+        detail = ""
+        if message.dataset:
+            syntax = self.link.contexts[message.context_id].transfer_syntax
+            try:
+                info = decode_identifier(message.dataset, syntax)
+                detail = next((str(info.get(k)) for k in _EVENT_DETAIL if info.get(k)), "")
+            except Exception:  # the event is told without its details
+                log.warning("undecodable event information from the printer", exc_info=True)
+        line = f"the printer reported {what} {state}" + (f" ({detail})" if detail else "")
+        if notable:
+            log.warning("%s", line)
+            self.events.append(line)
+        else:
+            log.info("%s", line)
+
 
 _NAMES: Mapping[int, str] = {
     N_GET_RQ: "N-GET",
@@ -259,6 +314,7 @@ _NAMES: Mapping[int, str] = {
 }
 _CLASS_NAMES: Mapping[str, str] = {
     PRINTER: "Printer",
+    PRINT_JOB: "Print Job",
     FILM_SESSION: "Film Session",
     FILM_BOX: "Film Box",
     GREY_IMAGE_BOX: "Grayscale Image Box",
