@@ -31,6 +31,7 @@ import uvicorn
 from pydicom import Dataset
 
 from openpacs import config_edit, logs, nodes
+from openpacs.archive import db
 from openpacs.archive.core import Core, open_core
 from openpacs.config import Settings
 from openpacs.config_edit import SettingsReport
@@ -308,6 +309,7 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
     logs.setup(settings.logging)
     _dump_stacks_on_sigusr1()
     core = open_core(settings)
+    checkpointer = db.Checkpointer(core.engine).start() if db.is_sqlite(core.engine) else None
     seed_nodes(core)
     removed = core.storage.clean_temp(older_than=0)
     if removed:
@@ -360,6 +362,8 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
             child.join(settings.storescp.shutdown_grace + 5)
         if receiver_metrics is not None:
             shutil.rmtree(receiver_metrics, ignore_errors=True)
+        if checkpointer is not None:
+            checkpointer.stop()
         core.close()
         logs.get_logger("api").info("openpacs stopped")
 
